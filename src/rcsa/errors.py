@@ -1,0 +1,115 @@
+"""Typed errors raised by the rcsa library.
+
+Every error that a user can cause carries the offending ``path`` (when there is one) and a
+human-readable ``reason``; ``str(error)`` is a single line naming both. Only :mod:`rcsa.cli`
+turns them into messages and exit codes (see ``docs/cli.md``).
+
+Hierarchy::
+
+    RcsaError
+    ├── InputError                       the input cannot be used as given
+    │   ├── InputNotFoundError           path does not exist
+    │   ├── InputNotReadableError        permissions / OS refuses to read
+    │   ├── EmptyInputError              folder with no files
+    │   ├── UnsupportedFormatError       not DICOM / NIfTI / NRRD / MHA / TAG
+    │   ├── CorruptFileError             truncated or undecodable file
+    │   └── DicomError                   DICOM-specific refusal
+    │       ├── NoDicomFoundError        files present, none is DICOM
+    │       ├── NotCTError               no CT image series (MR, SEG, SR, ...)
+    │       ├── UnsupportedImageError    RGB / secondary capture / localizer only / multi-frame
+    │       ├── MissingPixelDataError    an image without pixel data
+    │       ├── InconsistentSeriesError  mixed orientation, size or spacing within a series
+    │       ├── DuplicateSliceError      two different images at one position
+    │       ├── SliceSpacingError        missing slices (gap) or non-uniform spacing
+    │       ├── GantryTiltError          tilted acquisition when correction is disabled
+    │       └── SeriesNotFoundError      --series-uid names no series in the input
+    └── GeometryError                    two volumes that should share a grid do not
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RcsaError(Exception):
+    """Base class of every error rcsa raises on purpose."""
+
+    def __init__(self, reason: str, path: str | Path | None = None) -> None:
+        self.reason = reason
+        self.path = Path(path) if path is not None else None
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """One line: ``<path>: <reason>`` (or just the reason without a path)."""
+        if self.path is None:
+            return self.reason
+        return f"{self.path}: {self.reason}"
+
+
+class InputError(RcsaError):
+    """The input cannot be used as given."""
+
+
+class InputNotFoundError(InputError):
+    """The path does not exist."""
+
+
+class InputNotReadableError(InputError):
+    """The operating system refuses to read the path (permissions, I/O error)."""
+
+
+class EmptyInputError(InputError):
+    """A folder (or file list) that contains no files."""
+
+
+class UnsupportedFormatError(InputError):
+    """A file that is none of the supported formats."""
+
+
+class CorruptFileError(InputError):
+    """A file of a supported format that cannot be parsed or decoded (e.g. truncated)."""
+
+
+class DicomError(InputError):
+    """A DICOM input that rcsa refuses, with the reason."""
+
+
+class NoDicomFoundError(DicomError):
+    """Files were found, but none of them is DICOM."""
+
+
+class NotCTError(DicomError):
+    """DICOM files were found, but no CT image series among them."""
+
+
+class UnsupportedImageError(DicomError):
+    """A CT object rcsa cannot analyse (RGB, secondary capture, localizer only, ...)."""
+
+
+class MissingPixelDataError(DicomError):
+    """An image object without pixel data."""
+
+
+class InconsistentSeriesError(DicomError):
+    """Images of one series disagree in orientation, size or pixel spacing."""
+
+
+class DuplicateSliceError(DicomError):
+    """Two different images claim the same slice position."""
+
+
+class SliceSpacingError(DicomError):
+    """Missing slices (a gap) or non-uniform slice spacing."""
+
+
+class GantryTiltError(DicomError):
+    """A gantry-tilted acquisition while tilt correction is disabled."""
+
+
+class SeriesNotFoundError(DicomError):
+    """The requested SeriesInstanceUID is not in the input."""
+
+
+class GeometryError(RcsaError):
+    """Two volumes that must share one grid do not (shape, spacing, origin or direction)."""

@@ -1,0 +1,635 @@
+"""Loading a CT series from DICOM files into a :class:`~rcsa.io.volume.CTVolume`.
+
+Steps (each refusal is a typed error naming the file and the reason; see ``docs/io.md``):
+
+1. discover files (a folder tree, one file or a list), read headers with pydicom, skip and
+   count non-DICOM files;
+2. group by SeriesInstanceUID and choose the axial CT series to analyse: the one with most
+   slices that is CT Image Storage, not a localizer, single-sample greyscale and axial, or the
+   one named by ``series_uid``; the others are reported;
+3. validate the chosen series: pixel data present, one size / pixel spacing / orientation,
+   positions present; sort along the slice normal; drop exact duplicates, refuse conflicting
+   ones; refuse gaps and non-uniform spacing unless ``resample_irregular``; detect gantry tilt
+   and resample it onto an axis-aligned grid unless ``correct_tilt`` is False;
+4. decode (JPEG Lossless, JPEG-LS, JPEG 2000, RLE via pylibjpeg; uncompressed natively) and
+   apply the modality LUT (RescaleSlope / RescaleIntercept per slice) to get HU;
+5. re-order into the canonical LPS orientation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from rcsa.errors import (
+    CorruptFileError,
+    DuplicateSliceError,
+    EmptyInputError,
+    GantryTiltError,
+    InconsistentSeriesError,
+    InputNotFoundError,
+    InputNotReadableError,
+    MissingPixelDataError,
+    NoDicomFoundError,
+    NotCTError,
+    SeriesNotFoundError,
+    SliceSpacingError,
+    UnsupportedImageError,
+)
+from rcsa.io.orientation import canonicalize, resample_sheared_stack
+from rcsa.io.volume import CTVolume, Geometry, SeriesIds, SeriesSummary, SourceInfo
+
+log = logging.getLogger(__name__)
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+AIR_HU = -1024.0
+
+#: Tolerances for series validation (documented in docs/io.md).
+ORIENTATION_TOL = 1e-3  # direction cosines
+PIXEL_SPACING_TOL_MM = 1e-3
+POSITION_DUPLICATE_TOL_MM = 0.01
+SPACING_REL_TOL = 0.01  # 1 % of the median slice step ...
+SPACING_ABS_TOL_MM = 0.02  # ... or 0.02 mm, whichever is larger
+TILT_TOL_DEG = 0.05
+AXIAL_MAX_ANGLE_DEG = 45.0
+
+
+@dataclass
+class _Header:
+    path: Path
+    ds: Dataset
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        return self.ds.get(keyword, default)
+
+    @property
+    def has_series_uid(self) -> bool:
+        return bool(str(self.get("SeriesInstanceUID", "") or "").strip())
+
+    @property
+    def series_uid(self) -> str:
+        """SeriesInstanceUID, or for anonymised files without one a surrogate key built from
+        frame of reference, series number/description, modality, size and orientation."""
+        if self.has_series_uid:
+            return str(self.get("SeriesInstanceUID")).strip()
+        iop = self.orientation
+        parts = [
+            str(self.get("StudyInstanceUID", "") or ""),
+            str(self.get("FrameOfReferenceUID", "") or ""),
+            str(self.get("SeriesNumber", "") or ""),
+            str(self.get("SeriesDescription", "") or ""),
+            self.modality,
+            f"{self.get('Rows')}x{self.get('Columns')}",
+            "" if iop is None else ",".join(f"{v:.3f}" for v in iop),
+        ]
+        return "no-uid:" + "|".join(parts)
+
+    @property
+    def sop_class(self) -> str:
+        """SOPClassUID, falling back to the file meta's MediaStorageSOPClassUID."""
+        value = self.get("SOPClassUID") or getattr(
+            getattr(self.ds, "file_meta", None), "MediaStorageSOPClassUID", None
+        )
+        return str(value or "")
+
+    @property
+    def modality(self) -> str:
+        return str(self.get("Modality", "") or "?")
+
+    @property
+    def image_type(self) -> list[str]:
+        value = self.get("ImageType", [])
+        if isinstance(value, str):
+            return [value.upper()]
+        return [str(v).upper() for v in value]
+
+    @property
+    def has_pixel_data(self) -> bool:
+        return any(t in self.ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+
+    @property
+    def orientation(self) -> npt.NDArray[np.float64] | None:
+        iop = self.get("ImageOrientationPatient")
+        if iop is None or len(iop) != 6:
+            return None
+        return np.array([float(v) for v in iop])
+
+    @property
+    def position(self) -> npt.NDArray[np.float64] | None:
+        ipp = self.get("ImagePositionPatient")
+        if ipp is None or len(ipp) != 3:
+            return None
+        return np.array([float(v) for v in ipp])
+
+
+# ------------------------------------------------------------------------------------------
+# discovery
+# ------------------------------------------------------------------------------------------
+def _list_files(inputs: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in inputs:
+        if not p.exists():
+            raise InputNotFoundError("no such file or folder", p)
+        if p.is_dir():
+            if not os.access(p, os.R_OK | os.X_OK):
+                raise InputNotReadableError("permission denied: cannot list the folder", p)
+            found = sorted(
+                f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
+            )
+            files.extend(f for f in found if f.name.upper() != "DICOMDIR")
+        else:
+            files.append(p)
+    if not files:
+        where = inputs[0] if len(inputs) == 1 else Path(os.path.commonpath(inputs))
+        raise EmptyInputError("folder contains no files", where)
+    return files
+
+
+def _read_header(path: Path) -> Dataset | None:
+    """Dataset with pixel data deferred, or None when the file is not DICOM."""
+    try:
+        return pydicom.dcmread(path, defer_size=1024)
+    except InvalidDicomError:
+        return None
+    except PermissionError as exc:
+        raise InputNotReadableError("permission denied", path) from exc
+    except OSError as exc:
+        raise InputNotReadableError(f"cannot read file ({exc.strerror or exc})", path) from exc
+    except Exception as exc:  # pydicom raises many types on malformed data
+        raise CorruptFileError(f"DICOM header cannot be parsed ({exc})", path) from exc
+
+
+def read_headers(inputs: Sequence[Path]) -> tuple[list[_Header], list[Path]]:
+    """All DICOM headers under ``inputs`` and the files that were not DICOM."""
+    headers: list[_Header] = []
+    skipped: list[Path] = []
+    for f in _list_files(inputs):
+        ds = _read_header(f)
+        if ds is None:
+            skipped.append(f)
+            continue
+        header = _Header(f, ds)
+        if header.sop_class or "Modality" in ds:
+            headers.append(header)
+        else:
+            skipped.append(f)
+    if not headers:
+        where = inputs[0] if len(inputs) == 1 else Path(os.path.commonpath(inputs))
+        example = skipped[0].name if skipped else "?"
+        raise NoDicomFoundError(
+            f"no DICOM file among {len(skipped)} file(s) (e.g. {example!r} is not DICOM)", where
+        )
+    return headers, skipped
+
+
+# ------------------------------------------------------------------------------------------
+# series selection
+# ------------------------------------------------------------------------------------------
+def _normal(iop: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    n = np.cross(iop[:3], iop[3:])
+    return n / np.linalg.norm(n)
+
+
+def _why_not_analysable(hs: list[_Header]) -> str:
+    """Empty string when the series is an analysable axial CT series, else the reason."""
+    h = hs[0]
+    sop = h.sop_class
+    if h.modality != "CT":
+        return f"modality {h.modality}, not CT"
+    if sop.startswith(SECONDARY_CAPTURE_PREFIX):
+        return "secondary capture (screenshot), not a CT image"
+    if sop == ENHANCED_CT_IMAGE_STORAGE or int(h.get("NumberOfFrames", 1) or 1) > 1:
+        return "multi-frame (Enhanced CT) images are not supported; export as single-frame CT"
+    if sop != CT_IMAGE_STORAGE:
+        return f"SOP class {sop} is not CT Image Storage"
+    if all("LOCALIZER" in x.image_type for x in hs):
+        return "localizer (scout) images"
+    spp = int(h.get("SamplesPerPixel", 1) or 1)
+    photometric = str(h.get("PhotometricInterpretation", "MONOCHROME2"))
+    if spp != 1 or not photometric.startswith("MONOCHROME"):
+        return f"colour image ({photometric}, {spp} samples per pixel), not CT greyscale"
+    iop = h.orientation
+    if iop is None:
+        return "no ImageOrientationPatient"
+    angle = float(np.degrees(np.arccos(min(1.0, abs(_normal(iop)[2])))))
+    if angle > AXIAL_MAX_ANGLE_DEG:
+        return f"not axial (slice normal {angle:.0f} deg from the patient's long axis)"
+    return ""
+
+
+def _describe(hs: list[_Header]) -> str:
+    return str(hs[0].get("SeriesDescription", "") or "")
+
+
+def choose_series(
+    headers: list[_Header], series_uid: str | None, where: Path
+) -> tuple[list[_Header], tuple[SeriesSummary, ...]]:
+    """Pick the series to analyse; return its headers and a summary of every series."""
+    groups: dict[str, list[_Header]] = defaultdict(list)
+    for h in headers:
+        groups[h.series_uid].append(h)
+
+    reasons = {uid: _why_not_analysable(hs) for uid, hs in groups.items()}
+    if series_uid is not None:
+        if series_uid not in groups:
+            raise SeriesNotFoundError(
+                f"series {series_uid} not found among {len(groups)} series in the input", where
+            )
+        chosen = series_uid
+        if reasons[chosen]:
+            cls = NotCTError if groups[chosen][0].modality != "CT" else UnsupportedImageError
+            raise cls(f"requested series cannot be analysed: {reasons[chosen]}", where)
+    else:
+        candidates = [uid for uid, r in reasons.items() if not r]
+        if not candidates:
+            kinds = sorted({r for r in reasons.values()})
+            if all(hs[0].modality != "CT" for hs in groups.values()):
+                modalities = sorted({hs[0].modality for hs in groups.values()})
+                raise NotCTError(
+                    f"no CT series in the input (found modality {', '.join(modalities)})", where
+                )
+            raise UnsupportedImageError(
+                "no analysable axial CT series: " + "; ".join(kinds), where
+            )
+
+        def rank(uid: str) -> tuple[int, float, str]:
+            hs = groups[uid]
+            thickness = float(hs[0].get("SliceThickness", 0) or 0)
+            return (-len(hs), thickness, uid)
+
+        chosen = min(candidates, key=rank)
+
+    summaries = []
+    for uid, hs in sorted(groups.items(), key=lambda kv: (kv[0] != chosen, kv[0])):
+        if uid == chosen:
+            why = "chosen" + (" (--series-uid)" if series_uid else ": axial CT with most slices")
+        else:
+            why = reasons[uid] or f"fewer slices than the chosen series ({len(hs)})"
+        summaries.append(
+            SeriesSummary(uid, hs[0].modality, len(hs), _describe(hs), uid == chosen, why)
+        )
+    return groups[chosen], tuple(summaries)
+
+
+# ------------------------------------------------------------------------------------------
+# validation and stacking
+# ------------------------------------------------------------------------------------------
+def _odd_one_out(hs: list[_Header], key: Any, what: str, fmt: Any = str) -> None:
+    values = [key(h) for h in hs]
+    ref = max(set(values), key=values.count)
+    for h, v in zip(hs, values, strict=True):
+        if v != ref:
+            raise InconsistentSeriesError(
+                f"{what} {fmt(v)} differs from the rest of the series ({fmt(ref)}): "
+                "mixed images in one series",
+                h.path,
+            )
+
+
+def _validate_series(hs: list[_Header]) -> None:
+    for h in hs:
+        if not h.has_pixel_data:
+            raise MissingPixelDataError("image has no pixel data (PixelData missing)", h.path)
+        if h.position is None:
+            raise InconsistentSeriesError("ImagePositionPatient missing", h.path)
+        if h.orientation is None:
+            raise InconsistentSeriesError("ImageOrientationPatient missing", h.path)
+        if h.get("PixelSpacing") is None:
+            raise InconsistentSeriesError("PixelSpacing missing", h.path)
+        if "LOCALIZER" in h.image_type:
+            raise InconsistentSeriesError("localizer image mixed into the axial series", h.path)
+    _odd_one_out(hs, lambda h: (int(h.get("Rows")), int(h.get("Columns"))), "size (rows, cols)")
+
+    def rounded_iop(h: _Header) -> tuple[float, ...]:
+        iop = h.orientation
+        assert iop is not None
+        return tuple(np.round(iop / ORIENTATION_TOL).astype(int).tolist())
+
+    _odd_one_out(
+        hs, rounded_iop, "ImageOrientationPatient", lambda v: [round(x * ORIENTATION_TOL, 3) for x in v]
+    )
+
+    def rounded_spacing(h: _Header) -> tuple[float, ...]:
+        ps = [float(x) for x in h.get("PixelSpacing")]
+        return tuple(round(x / PIXEL_SPACING_TOL_MM) for x in ps)
+
+    _odd_one_out(
+        hs, rounded_spacing, "PixelSpacing", lambda v: [x * PIXEL_SPACING_TOL_MM for x in v]
+    )
+
+
+def _decode(h: _Header) -> npt.NDArray[Any]:
+    try:
+        arr = h.ds.pixel_array
+    except PermissionError as exc:
+        raise InputNotReadableError("permission denied", h.path) from exc
+    except Exception as exc:
+        ts = getattr(getattr(h.ds, "file_meta", None), "TransferSyntaxUID", None)
+        name = getattr(ts, "name", str(ts))
+        raise CorruptFileError(f"pixel data cannot be decoded ({name}): {exc}", h.path) from exc
+    if arr.ndim != 2:
+        raise UnsupportedImageError(f"expected one 2-D frame, got array shape {arr.shape}", h.path)
+    return arr
+
+
+def _rescale(h: _Header) -> tuple[float, float]:
+    slope = float(h.get("RescaleSlope", 1) or 1)
+    intercept = float(h.get("RescaleIntercept", 0) or 0)
+    return slope, intercept
+
+
+def _same_pixels(a: _Header, b: _Header) -> bool:
+    return bool(np.array_equal(_decode(a), _decode(b)) and _rescale(a) == _rescale(b))
+
+
+def _sort_and_dedupe(hs: list[_Header], warnings: list[str]) -> tuple[list[_Header], npt.NDArray[np.float64]]:
+    iop = hs[0].orientation
+    assert iop is not None
+    n = _normal(iop)
+    dist = np.array([float(np.dot(h.position, n)) for h in hs])  # type: ignore[arg-type]
+    order = np.argsort(dist, kind="stable")
+    hs = [hs[i] for i in order]
+    dist = dist[order]
+    keep = [0]
+    dropped = 0
+    for idx in range(1, len(hs)):
+        prev = keep[-1]
+        if abs(dist[idx] - dist[prev]) < POSITION_DUPLICATE_TOL_MM:
+            a, b = hs[prev], hs[idx]
+            uid_a = str(a.get("SOPInstanceUID", "") or "")
+            same_sop = bool(uid_a) and uid_a == str(b.get("SOPInstanceUID", "") or "")
+            if same_sop or _same_pixels(a, b):
+                dropped += 1
+                continue
+            raise DuplicateSliceError(
+                f"two different images at the same position {dist[idx]:.2f} mm "
+                f"(the other is {a.path.name}); the series mixes reconstructions",
+                b.path,
+            )
+        keep.append(idx)
+    if dropped:
+        warnings.append(f"dropped {dropped} duplicate image(s) at identical positions")
+    return [hs[i] for i in keep], dist[keep]
+
+
+def _check_spacing(
+    hs: list[_Header], dist: npt.NDArray[np.float64], resample_irregular: bool, warnings: list[str]
+) -> tuple[bool, float]:
+    """Return (irregular, step_mm)."""
+    if len(hs) < 2:
+        return False, 0.0
+    steps = np.diff(dist)
+    step = float(np.median(steps))
+    tol = max(SPACING_ABS_TOL_MM, SPACING_REL_TOL * step)
+    bad = np.nonzero(np.abs(steps - step) > tol)[0]
+    if bad.size == 0:
+        return False, float(np.mean(steps))
+    gaps = [i for i in bad if steps[i] > 1.5 * step]
+    if gaps:
+        i = gaps[0]
+        missing = int(round(steps[i] / step)) - 1
+        desc = (
+            f"missing slice(s): gap of {steps[i]:.2f} mm after this image where the series "
+            f"steps {step:.2f} mm (about {missing} slice(s) missing"
+            + (f", {len(gaps)} gaps in all" if len(gaps) > 1 else "")
+            + ")"
+        )
+    else:
+        i = int(bad[0])
+        desc = (
+            f"non-uniform slice spacing: step {steps[i]:.3f} mm after this image, median "
+            f"{step:.3f} mm"
+        )
+    if not resample_irregular:
+        raise SliceSpacingError(desc + "; use --resample-irregular to interpolate", hs[i].path)
+    warnings.append(desc.split(":")[0] + f" - resampled to a uniform {step:.3f} mm grid")
+    return True, step
+
+
+def _hu_stack(hs: list[_Header], threads: int) -> npt.NDArray[Any]:
+    """Decode every slice and apply the modality LUT; int16 when exact, else float32."""
+    first = hs[0]
+    shape = (len(hs), int(first.get("Rows")), int(first.get("Columns")))
+    rescales = [_rescale(h) for h in hs]
+    has_lut = any("ModalityLUTSequence" in h.ds for h in hs)
+    integral = not has_lut and all(
+        float(s).is_integer() and float(i).is_integer() for s, i in rescales
+    )
+    out: npt.NDArray[Any] = np.empty(shape, dtype=np.int16 if integral else np.float32)
+    overflow = False
+
+    def work(k: int) -> bool:
+        h = hs[k]
+        raw = _decode(h)
+        if raw.shape != shape[1:]:
+            raise CorruptFileError(f"decoded size {raw.shape} does not match header", h.path)
+        if has_lut:
+            from pydicom.pixels import apply_modality_lut
+
+            out[k] = apply_modality_lut(raw, h.ds).astype(np.float32)
+            return False
+        slope, intercept = rescales[k]
+        if integral:
+            v = raw.astype(np.int32)
+            if slope != 1:
+                v *= int(slope)
+            v += int(intercept)
+            if v.min() < -32768 or v.max() > 32767:
+                return True
+            out[k] = v
+        else:
+            out[k] = raw.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+        return False
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        overflow = any(list(pool.map(work, range(len(hs)))))
+    if overflow:  # rare: values beyond int16 after rescale; redo in float32
+        out = np.empty(shape, dtype=np.float32)
+        for k, h in enumerate(hs):
+            slope, intercept = rescales[k]
+            out[k] = _decode(h).astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    return out
+
+
+def _resample_uniform(
+    stack: npt.NDArray[Any], dist: npt.NDArray[np.float64], step: float
+) -> tuple[npt.NDArray[np.float32], int]:
+    """Linear interpolation along slices onto a uniform grid starting at dist[0]."""
+    n_out = int(np.floor((dist[-1] - dist[0]) / step + 1e-6)) + 1
+    targets = dist[0] + step * np.arange(n_out)
+    out = np.empty((n_out, *stack.shape[1:]), dtype=np.float32)
+    for m, t in enumerate(targets):
+        hi = int(np.searchsorted(dist, t, side="left"))
+        hi = min(max(hi, 1), len(dist) - 1)
+        lo = hi - 1
+        w = (t - dist[lo]) / (dist[hi] - dist[lo])
+        w = min(max(w, 0.0), 1.0)
+        out[m] = (1 - w) * stack[lo].astype(np.float32) + w * stack[hi].astype(np.float32)
+    return out, n_out
+
+
+def _acquisition(h: _Header) -> dict[str, Any]:
+    keys = {
+        "manufacturer": "Manufacturer",
+        "model": "ManufacturerModelName",
+        "kvp": "KVP",
+        "convolution_kernel": "ConvolutionKernel",
+        "slice_thickness_mm": "SliceThickness",
+        "contrast_agent": "ContrastBolusAgent",
+        "body_part": "BodyPartExamined",
+        "series_description": "SeriesDescription",
+        "study_date": "StudyDate",
+        "transfer_syntax": None,
+    }
+    out: dict[str, Any] = {}
+    for name, kw in keys.items():
+        if kw is None:
+            ts = getattr(getattr(h.ds, "file_meta", None), "TransferSyntaxUID", None)
+            value: Any = getattr(ts, "name", None) if ts is not None else None
+        else:
+            value = h.get(kw)
+        if value is None or value == "":
+            continue
+        if isinstance(value, pydicom.multival.MultiValue):
+            value = "\\".join(str(v) for v in value)
+        elif isinstance(value, (pydicom.valuerep.DSfloat, pydicom.valuerep.IS)):
+            value = float(value)
+        else:
+            value = str(value)
+        out[name] = value
+    return out
+
+
+def load_dicom(
+    inputs: Path | Sequence[Path],
+    *,
+    series_uid: str | None = None,
+    correct_tilt: bool = True,
+    resample_irregular: bool = False,
+    threads: int | None = None,
+) -> CTVolume:
+    """Load one axial CT series from DICOM files as a canonical :class:`CTVolume`.
+
+    ``inputs``: a folder (searched recursively), one file, or a list of files/folders.
+    ``series_uid``: analyse this series instead of the automatic choice.
+    ``correct_tilt``: resample gantry-tilted series onto an axis-aligned grid (else refuse).
+    ``resample_irregular``: interpolate over missing slices / non-uniform spacing (else refuse).
+    """
+    paths = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
+    if not paths:
+        raise EmptyInputError("no input files given")
+    where = paths[0] if len(paths) == 1 else Path(os.path.commonpath(paths))
+    warnings: list[str] = []
+    headers, skipped = read_headers(paths)
+    if skipped:
+        warnings.append(f"skipped {len(skipped)} non-DICOM file(s)")
+    hs, summaries = choose_series(headers, series_uid, where)
+    if not hs[0].has_series_uid:
+        warnings.append(
+            "SeriesInstanceUID missing (anonymised?): images grouped by frame of reference, "
+            "series number, size and orientation"
+        )
+    others = [s for s in summaries if not s.chosen]
+    if others:
+        warnings.append(
+            f"{len(summaries)} series found; analysing "
+            f"'{summaries[0].description or 'unnamed'}' ({summaries[0].n_files} images), "
+            f"ignored {len(others)} other series"
+        )
+    localizers = [h for h in hs if "LOCALIZER" in h.image_type]
+    if localizers and len(localizers) < len(hs):
+        hs = [h for h in hs if "LOCALIZER" not in h.image_type]
+        warnings.append(f"ignored {len(localizers)} localizer image(s) inside the series")
+    _validate_series(hs)
+    hs, dist = _sort_and_dedupe(hs, warnings)
+
+    first = hs[0]
+    iop = first.orientation
+    assert iop is not None
+    row_dir, col_dir, normal = iop[:3], iop[3:], _normal(iop)
+    ps = [float(v) for v in first.get("PixelSpacing")]
+    spacing_ij = (ps[1], ps[0])  # PixelSpacing is (between rows, between columns)
+
+    irregular, step = _check_spacing(hs, dist, resample_irregular, warnings)
+    if len(hs) == 1:
+        step = float(first.get("SpacingBetweenSlices", 0) or first.get("SliceThickness", 0) or 0)
+        if step <= 0:
+            step = 1.0
+            warnings.append("single slice without SliceThickness: slice spacing set to 1 mm")
+
+    tilt_deg = 0.0
+    stack_vec = normal * step
+    if len(hs) >= 2:
+        p0, p1 = first.position, hs[-1].position
+        assert p0 is not None and p1 is not None
+        total = p1 - p0
+        along = float(np.dot(total, normal))
+        inplane = total - along * normal
+        tilt_deg = float(np.degrees(np.arctan2(np.linalg.norm(inplane), abs(along))))
+        if tilt_deg > TILT_TOL_DEG:
+            if not correct_tilt:
+                raise GantryTiltError(
+                    f"gantry tilt of {tilt_deg:.2f} deg (slices are sheared); "
+                    "tilt correction is disabled",
+                    first.path,
+                )
+            stack_vec = total / (len(hs) - 1) if not irregular else inplane / along * step + normal * step
+
+    stack = _hu_stack(hs, threads if threads is not None else min(4, os.cpu_count() or 1))
+    if irregular:
+        stack, _ = _resample_uniform(stack, dist, step)
+
+    affine = np.eye(4)
+    affine[:3, 0] = row_dir * spacing_ij[0]
+    affine[:3, 1] = col_dir * spacing_ij[1]
+    affine[:3, 2] = stack_vec
+    assert first.position is not None
+    affine[:3, 3] = first.position
+    if tilt_deg > TILT_TOL_DEG:
+        stack, geometry = resample_sheared_stack(stack, affine, AIR_HU)
+        warnings.append(
+            f"gantry tilt of {tilt_deg:.2f} deg corrected by trilinear resampling onto an "
+            "axis-aligned grid"
+        )
+    else:
+        geometry = Geometry(
+            (stack.shape[2], stack.shape[1], stack.shape[0]),
+            (spacing_ij[0], spacing_ij[1], step),
+            first.position,
+            np.column_stack([row_dir, col_dir, normal]),
+        )
+    voxels, geometry = canonicalize(stack, geometry)
+    if geometry.obliquity_deg > 1.0:
+        warnings.append(f"oblique acquisition: axes {geometry.obliquity_deg:.1f} deg off LPS")
+
+    ids = SeriesIds(
+        patient_id=str(first.get("PatientID", "") or "") or None,
+        study_instance_uid=str(first.get("StudyInstanceUID", "") or "") or None,
+        series_instance_uid=str(first.get("SeriesInstanceUID", "") or "") or None,
+        accession_number=str(first.get("AccessionNumber", "") or "") or None,
+    )
+    source = SourceInfo(
+        path=str(where),
+        format="dicom",
+        modality=first.modality,
+        files=tuple(str(h.path) for h in hs),
+        series=summaries,
+        warnings=tuple(warnings),
+        acquisition=_acquisition(first),
+    )
+    return CTVolume(voxels=voxels, geometry=geometry, source=source, ids=ids)
+

@@ -1,0 +1,183 @@
+"""NIfTI, NRRD and MetaImage (MHA/MHD) volumes via SimpleITK.
+
+SimpleITK reports geometry in LPS (ITK's physical space), whatever the file stores: a NIfTI
+affine (RAS by convention) is converted on read, honouring sform/qform, and a NIfTI's
+``scl_slope``/``scl_inter`` are applied. The volume is then re-ordered into rcsa's canonical
+orientation with :func:`rcsa.io.orientation.canonicalize`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import SimpleITK as sitk
+
+from rcsa.errors import (
+    CorruptFileError,
+    InputNotFoundError,
+    InputNotReadableError,
+    UnsupportedFormatError,
+)
+from rcsa.io.orientation import canonicalize
+from rcsa.io.volume import CTVolume, Geometry, LabelVolume, SourceInfo
+
+IMAGE_SUFFIXES = {
+    ".nii": "nifti",
+    ".nii.gz": "nifti",
+    ".nrrd": "nrrd",
+    ".nhdr": "nrrd",
+    ".mha": "metaimage",
+    ".mhd": "metaimage",
+}
+
+
+def image_format(path: Path) -> str | None:
+    """'nifti' | 'nrrd' | 'metaimage' by suffix, or None."""
+    name = path.name.lower()
+    for suffix, fmt in IMAGE_SUFFIXES.items():
+        if name.endswith(suffix):
+            return fmt
+    return None
+
+
+def check_readable(path: Path) -> None:
+    """Raise the typed error for a missing or unreadable file."""
+    if not path.exists():
+        raise InputNotFoundError("no such file or folder", path)
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except PermissionError as exc:
+        raise InputNotReadableError("permission denied", path) from exc
+    except IsADirectoryError as exc:
+        raise UnsupportedFormatError("is a folder, expected an image file", path) from exc
+    except OSError as exc:
+        raise InputNotReadableError(f"cannot read file ({exc.strerror or exc})", path) from exc
+
+
+def _read_sitk(path: Path) -> tuple[npt.NDArray[Any], Geometry, str]:
+    check_readable(path)
+    fmt = image_format(path)
+    if fmt is None:
+        raise UnsupportedFormatError(
+            "unknown image format (expected .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd)", path
+        )
+    try:
+        img = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = next((ln for ln in first if "rror" in ln or "annot" in ln), first[-1] if first else "")
+        raise CorruptFileError(f"cannot read {fmt} image: {detail.strip()[:200]}", path) from exc
+    if img.GetNumberOfComponentsPerPixel() != 1:
+        raise UnsupportedFormatError(
+            f"{img.GetNumberOfComponentsPerPixel()} components per voxel; expected a scalar image",
+            path,
+        )
+    dim = img.GetDimension()
+    if dim == 4 and img.GetSize()[3] == 1:
+        img = img[:, :, :, 0]
+        dim = 3
+    if dim not in (2, 3):
+        raise UnsupportedFormatError(f"{dim}-D image; expected a 3-D volume", path)
+    arr = sitk.GetArrayFromImage(img)
+    if dim == 2:
+        arr = arr[np.newaxis]
+        sp2, or2 = img.GetSpacing(), img.GetOrigin()
+        d2 = np.array(img.GetDirection()).reshape(2, 2)
+        direction = np.eye(3)
+        direction[:2, :2] = d2
+        geometry = Geometry(
+            (arr.shape[2], arr.shape[1], 1), (sp2[0], sp2[1], 1.0), (or2[0], or2[1], 0.0), direction
+        )
+    else:
+        geometry = Geometry(
+            (arr.shape[2], arr.shape[1], arr.shape[0]),
+            img.GetSpacing(),
+            img.GetOrigin(),
+            np.array(img.GetDirection()).reshape(3, 3),
+        )
+    return arr, geometry, fmt
+
+
+def _to_hu_dtype(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    if np.issubdtype(arr.dtype, np.integer):
+        if arr.size and (arr.min() < -32768 or arr.max() > 32767):
+            return arr.astype(np.float32)
+        return arr.astype(np.int16, copy=False)
+    return arr.astype(np.float32, copy=False)
+
+
+def load_image(path: Path) -> CTVolume:
+    """Load a CT volume stored as NIfTI / NRRD / MetaImage."""
+    arr, geometry, fmt = _read_sitk(path)
+    voxels, geometry = canonicalize(_to_hu_dtype(arr), geometry)
+    warnings: list[str] = []
+    if voxels.size and float(voxels.min()) >= 0:
+        warnings.append(
+            "no negative values: the file may not be in Hounsfield units (missing rescale?)"
+        )
+    if geometry.obliquity_deg > 1.0:
+        warnings.append(f"oblique volume: axes {geometry.obliquity_deg:.1f} deg off LPS")
+    source = SourceInfo(
+        path=str(path), format=fmt, modality="CT", files=(str(path),), warnings=tuple(warnings)
+    )
+    return CTVolume(voxels=voxels, geometry=geometry, source=source)
+
+
+def read_label_names(path: Path) -> dict[int, str]:
+    """A JSON object ``{"<id>": "<name>", ...}`` (the TotalSegmentator convention)."""
+    check_readable(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptFileError(f"label map is not valid JSON ({exc})", path) from exc
+    if not isinstance(raw, dict):
+        raise CorruptFileError("label map must be a JSON object of id -> name", path)
+    try:
+        return {int(k): str(v) for k, v in raw.items()}
+    except ValueError as exc:
+        raise CorruptFileError(f"label ids must be integers ({exc})", path) from exc
+
+
+def load_labels(
+    path: Path,
+    like: CTVolume | Geometry | None = None,
+    names: Mapping[int, str] | Path | None = None,
+    tol_mm: float = 0.01,
+) -> LabelVolume:
+    """Load a label image into the canonical frame.
+
+    With ``like``, the labels must lie on the same grid (every voxel centre within ``tol_mm``),
+    otherwise :class:`~rcsa.errors.GeometryError` says how they differ. Labels stored as floats
+    must hold integers. ``names`` is an id -> name mapping or the path of a JSON one; by default
+    a ``<stem>.json`` beside the file is used when present.
+    """
+    from rcsa.errors import GeometryError
+
+    arr, geometry, fmt = _read_sitk(path)
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
+            raise CorruptFileError("label image holds non-integer values", path)
+    if arr.size and (arr.min() < 0 or arr.max() > 65535):
+        raise CorruptFileError(f"label ids outside 0..65535 ({arr.min()}..{arr.max()})", path)
+    labels = arr.astype(np.uint16, copy=False)
+    voxels, geometry = canonicalize(labels, geometry)
+    if like is not None:
+        ref = like.geometry if isinstance(like, CTVolume) else like
+        try:
+            ref.check_same_grid(geometry, tol_mm)
+        except GeometryError as exc:
+            raise GeometryError(f"label grid does not match the CT: {exc.reason}", path) from exc
+    if names is None:
+        stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
+        sidecar = path.with_name(stem + ".json")
+        names = read_label_names(sidecar) if sidecar.exists() else {}
+    elif isinstance(names, Path):
+        names = read_label_names(names)
+    source = SourceInfo(path=str(path), format=fmt, modality="SEG", files=(str(path),))
+    return LabelVolume(voxels=voxels, geometry=geometry, names=dict(names), source=source)
