@@ -566,7 +566,10 @@ def load_dicom(
 
     irregular, step = _check_spacing(hs, dist, resample_irregular, warnings)
     if len(hs) == 1:
-        step = float(first.get("SpacingBetweenSlices", 0) or first.get("SliceThickness", 0) or 0)
+        # depth-1 volume: the voxel's z extent is the slice thickness (the nominal slab)
+        step = abs(float(first.get("SliceThickness", 0) or 0)) or abs(
+            float(first.get("SpacingBetweenSlices", 0) or 0)
+        )
         if step <= 0:
             step = 1.0
             warnings.append("single slice without SliceThickness: slice spacing set to 1 mm")
