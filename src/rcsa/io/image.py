@@ -71,7 +71,8 @@ def _read_sitk(path: Path) -> tuple[npt.NDArray[Any], Geometry, str]:
         img = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
-        detail = next((ln for ln in first if "rror" in ln or "annot" in ln), first[-1] if first else "")
+        fallback = first[-1] if first else ""
+        detail = next((ln for ln in first if "rror" in ln or "annot" in ln), fallback)
         raise CorruptFileError(f"cannot read {fmt} image: {detail.strip()[:200]}", path) from exc
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise UnsupportedFormatError(
@@ -92,14 +93,17 @@ def _read_sitk(path: Path) -> tuple[npt.NDArray[Any], Geometry, str]:
         direction = np.eye(3)
         direction[:2, :2] = d2
         geometry = Geometry(
-            (arr.shape[2], arr.shape[1], 1), (sp2[0], sp2[1], 1.0), (or2[0], or2[1], 0.0), direction
+            (arr.shape[2], arr.shape[1], 1),
+            np.array([sp2[0], sp2[1], 1.0]),
+            np.array([or2[0], or2[1], 0.0]),
+            direction,
         )
     else:
         geometry = Geometry(
             (arr.shape[2], arr.shape[1], arr.shape[0]),
-            img.GetSpacing(),
-            img.GetOrigin(),
-            np.array(img.GetDirection()).reshape(3, 3),
+            np.array(img.GetSpacing(), dtype=float),
+            np.array(img.GetOrigin(), dtype=float),
+            np.array(img.GetDirection(), dtype=float).reshape(3, 3),
         )
     return arr, geometry, fmt
 
@@ -160,9 +164,10 @@ def load_labels(
     from rcsa.errors import GeometryError
 
     arr, geometry, fmt = _read_sitk(path)
-    if not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
-            raise CorruptFileError("label image holds non-integer values", path)
+    if not np.issubdtype(arr.dtype, np.integer) and (
+        not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr))
+    ):
+        raise CorruptFileError("label image holds non-integer values", path)
     if arr.size and (arr.min() < 0 or arr.max() > 65535):
         raise CorruptFileError(f"label ids outside 0..65535 ({arr.min()}..{arr.max()})", path)
     labels = arr.astype(np.uint16, copy=False)

@@ -34,10 +34,8 @@ def load(
     :mod:`rcsa.io.volume`). Problems raise subclasses of :class:`rcsa.errors.InputError`
     naming the file and the reason; tolerated oddities are listed in ``volume.warnings``.
     """
-    if isinstance(source, (str, os.PathLike)):
-        paths = [Path(source)]
-    else:
-        paths = [Path(p) for p in source]
+    single = isinstance(source, (str, os.PathLike))
+    paths = [Path(source)] if single else [Path(p) for p in source]  # type: ignore[arg-type,union-attr]
     dicom_opts = {
         "series_uid": series_uid,
         "correct_tilt": correct_tilt,

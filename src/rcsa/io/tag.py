@@ -62,8 +62,8 @@ def _header_geometry(header: Mapping[str, str], shape: tuple[int, int, int]) -> 
     thickness = _num(header, "epais") or 1.0
     return Geometry(
         (shape[2], shape[1], shape[0]),
-        (_num(header, "inc_x"), _num(header, "inc_y"), thickness),
-        (_num(header, "org_x"), _num(header, "org_y"), _num(header, "org_z")),
+        np.array([_num(header, "inc_x"), _num(header, "inc_y"), thickness], dtype=float),
+        np.array([_num(header, k) for k in ("org_x", "org_y", "org_z")], dtype=float),
         np.column_stack([row_v, col_v, normal]),
     )
 

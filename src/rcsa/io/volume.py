@@ -134,7 +134,8 @@ class Geometry:
         if dist > tol_mm:
             raise GeometryError(
                 f"grids differ by up to {dist:.3f} mm (tolerance {tol_mm} mm): spacing "
-                f"{np.round(self.spacing_mm, 4).tolist()} vs {np.round(other.spacing_mm, 4).tolist()}, "
+                f"{np.round(self.spacing_mm, 4).tolist()} vs "
+                f"{np.round(other.spacing_mm, 4).tolist()}, "
                 f"origin {np.round(self.origin_mm, 3).tolist()} vs "
                 f"{np.round(other.origin_mm, 3).tolist()}"
             )
