@@ -203,3 +203,31 @@ def test_sample_data_is_unchanged(sample: Path) -> None:
     for line in lines:
         digest, name = line.split(maxsplit=1)
         assert hashlib.sha256((sample / name).read_bytes()).hexdigest() == digest, name
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha", ".mhd", ".nii"])
+def test_other_formats_load_identically(ap_ct: CTVolume, abdomen: Path, tmp_path: Path,
+                                        suffix: str) -> None:
+    import SimpleITK as sitk
+
+    img = sitk.ReadImage(str(abdomen / "ct.nii.gz"))
+    out = tmp_path / f"ct{suffix}"
+    sitk.WriteImage(img, str(out))
+    vol = load(out)
+    np.testing.assert_array_equal(vol.voxels, ap_ct.voxels)
+    assert vol.geometry.same_grid(ap_ct.geometry, 1e-4)
+
+
+def test_permuted_axes_nifti_loads_identically(ap_ct: CTVolume, abdomen: Path,
+                                               tmp_path: Path) -> None:
+    """A file storing the scan with axes permuted (k, i, j) and a matching affine."""
+    img = nib.load(str(abdomen / "ct.nii.gz"))
+    data = np.asarray(img.dataobj)
+    perm = (2, 0, 1)
+    new_aff = img.affine.copy()
+    new_aff[:, :3] = img.affine[:, list(perm)]
+    out = tmp_path / "permuted.nii.gz"
+    nib.save(nib.Nifti1Image(np.transpose(data, perm), new_aff), str(out))
+    vol = load(out)
+    np.testing.assert_array_equal(vol.voxels, ap_ct.voxels)
+    assert vol.geometry.same_grid(ap_ct.geometry, 1e-4)
