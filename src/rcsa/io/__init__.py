@@ -5,10 +5,18 @@
 >>> ct.size_voxels, ct.spacing_mm                          # doctest: +SKIP
 """
 
-from rcsa.io.load import load
 from rcsa.io.image import load_labels, read_label_names
+from rcsa.io.load import load
 from rcsa.io.tag import read_tag
-from rcsa.io.volume import CTVolume, Geometry, LabelVolume, SeriesIds, SeriesSummary, Slice, SourceInfo
+from rcsa.io.volume import (
+    CTVolume,
+    Geometry,
+    LabelVolume,
+    SeriesIds,
+    SeriesSummary,
+    Slice,
+    SourceInfo,
+)
 
 __all__ = [
     "CTVolume",

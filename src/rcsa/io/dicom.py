@@ -83,18 +83,18 @@ class _Header:
     @property
     def series_uid(self) -> str:
         """SeriesInstanceUID, or for anonymised files without one a surrogate key built from
-        frame of reference, series number/description, modality, size and orientation."""
+        study, frame of reference, series number/description and modality.
+
+        Size and orientation are deliberately not part of the key: an odd image among
+        UID-less files must be reported as an inconsistent series, not split off silently."""
         if self.has_series_uid:
             return str(self.get("SeriesInstanceUID")).strip()
-        iop = self.orientation
         parts = [
             str(self.get("StudyInstanceUID", "") or ""),
             str(self.get("FrameOfReferenceUID", "") or ""),
             str(self.get("SeriesNumber", "") or ""),
             str(self.get("SeriesDescription", "") or ""),
             self.modality,
-            f"{self.get('Rows')}x{self.get('Columns')}",
-            "" if iop is None else ",".join(f"{v:.3f}" for v in iop),
         ]
         return "no-uid:" + "|".join(parts)
 
@@ -162,15 +162,67 @@ def _list_files(inputs: Sequence[Path]) -> list[Path]:
 def _read_header(path: Path) -> Dataset | None:
     """Dataset with pixel data deferred, or None when the file is not DICOM."""
     try:
-        return pydicom.dcmread(path, defer_size=1024)
+        ds = pydicom.dcmread(path, defer_size=1024)
     except InvalidDicomError:
-        return None
+        return _read_raw_header(path)
     except PermissionError as exc:
         raise InputNotReadableError("permission denied", path) from exc
     except OSError as exc:
         raise InputNotReadableError(f"cannot read file ({exc.strerror or exc})", path) from exc
     except Exception as exc:  # pydicom raises many types on malformed data
         raise CorruptFileError(f"DICOM header cannot be parsed ({exc})", path) from exc
+    truncated = _truncation(ds, path)
+    if truncated:
+        raise CorruptFileError(f"file truncated: {truncated}", path)
+    return ds
+
+
+def _read_raw_header(path: Path) -> Dataset | None:
+    """A DICOM data set stored without the Part-10 preamble ("raw", as :func:`rcsa.io.load`
+    accepts by content: it starts with a group 0002 or 0008 tag), or None."""
+    with open(path, "rb") as fh:
+        if fh.read(2) not in (b"\x02\x00", b"\x08\x00"):
+            return None
+    try:
+        ds = pydicom.dcmread(path, defer_size=1024, force=True)
+    except Exception:
+        return None
+    if "Modality" not in ds and "SOPClassUID" not in ds:
+        return None
+    if "TransferSyntaxUID" not in ds.file_meta:  # no meta: the encoding pydicom detected
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            pydicom.uid.ImplicitVRLittleEndian if implicit
+            else pydicom.uid.ExplicitVRLittleEndian if little
+            else pydicom.uid.ExplicitVRBigEndian
+        )
+    truncated = _truncation(ds, path)
+    if truncated:
+        raise CorruptFileError(f"file truncated: {truncated}", path)
+    return ds
+
+
+def _truncation(ds: Dataset, path: Path) -> str:
+    """Why a parsed file looks cut short ('' when it does not).
+
+    pydicom stops silently at end of file: a file cut inside its header parses into a partial
+    data set (or, cut inside encapsulated pixel data, an empty one) that would otherwise be
+    grouped as a different "series" and ignored."""
+    size = path.stat().st_size
+    tags = list(ds.keys())
+    if not tags:
+        return f"no data elements after the file meta information ({size} bytes)"
+    # keep_deferred: look at the raw element without reading a deferred value (pixel data)
+    last: Any = ds.get_item(max(tags), keep_deferred=True)
+    tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
+    if tell is None or length is None or length == 0xFFFFFFFF:
+        return ""
+    end = int(tell) + int(length)
+    if end > size:
+        return f"element {last.tag} needs {end} bytes but the file has {size}"
+    if 0 < size - end < 8:
+        return f"{size - end} stray byte(s) after the last complete element {last.tag}"
+    return ""
 
 
 def read_headers(inputs: Sequence[Path]) -> tuple[list[_Header], list[Path]]:
@@ -206,7 +258,12 @@ def _normal(iop: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 def _why_not_analysable(hs: list[_Header]) -> str:
     """Empty string when the series is an analysable axial CT series, else the reason."""
-    h = hs[0]
+    # judge the series by a CT image, not by whichever file sorts first: a dose screenshot or
+    # a localizer filed under the same SeriesInstanceUID is dropped later (load_dicom)
+    h = next(
+        (x for x in hs if x.sop_class == CT_IMAGE_STORAGE and "LOCALIZER" not in x.image_type),
+        hs[0],
+    )
     sop = h.sop_class
     if h.modality != "CT":
         return f"modality {h.modality}, not CT"
@@ -215,7 +272,7 @@ def _why_not_analysable(hs: list[_Header]) -> str:
     if sop == ENHANCED_CT_IMAGE_STORAGE or int(h.get("NumberOfFrames", 1) or 1) > 1:
         return "multi-frame (Enhanced CT) images are not supported; export as single-frame CT"
     if sop != CT_IMAGE_STORAGE:
-        return f"SOP class {sop} is not CT Image Storage"
+        return f"SOP class {sop or '(missing)'} is not CT Image Storage"
     if all("LOCALIZER" in x.image_type for x in hs):
         return "localizer (scout) images"
     spp = int(h.get("SamplesPerPixel", 1) or 1)
@@ -333,8 +390,12 @@ def _validate_series(hs: list[_Header]) -> None:
 
 
 def _decode(h: _Header) -> npt.NDArray[Any]:
+    from pydicom.pixels.utils import pixel_array
+
     try:
-        arr = h.ds.pixel_array
+        # the function, not ``ds.pixel_array``: same decoder and options, but the array is not
+        # cached on the data set (which would keep a second copy of the whole series alive)
+        arr = pixel_array(h.ds)
     except PermissionError as exc:
         raise InputNotReadableError("permission denied", h.path) from exc
     except Exception as exc:
@@ -398,7 +459,7 @@ def _check_spacing(
     bad = np.nonzero(np.abs(steps - step) > tol)[0]
     if bad.size == 0:
         return False, float(np.mean(steps))
-    gaps = [i for i in bad if steps[i] > 1.5 * step]
+    gaps = [int(i) for i in bad if steps[i] > 1.5 * step]
     if gaps:
         i = gaps[0]
         missing = int(round(steps[i] / step)) - 1
@@ -438,11 +499,21 @@ def _hu_stack(hs: list[_Header], threads: int) -> npt.NDArray[Any]:
         if raw.shape != shape[1:]:
             raise CorruptFileError(f"decoded size {raw.shape} does not match header", h.path)
         if has_lut:
-            from pydicom.pixels import apply_modality_lut
+            from pydicom.pixels.processing import apply_modality_lut
 
             out[k] = apply_modality_lut(raw, h.ds).astype(np.float32)
             return False
         slope, intercept = rescales[k]
+        if integral and slope == 1 and raw.dtype.kind in "iu" and raw.dtype.itemsize <= 2:
+            # fast path (CT's usual 12-16 bit integers, slope 1): add in int16 straight into
+            # the output when the stored range and the result range both fit in int16
+            lo, hi = int(raw.min()), int(raw.max())
+            b = int(intercept)
+            if lo + b < -32768 or hi + b > 32767:
+                return True
+            if hi <= 32767 and -32768 <= b <= 32767:  # int16 holds raw and b: exact
+                np.add(raw, b, out=out[k], dtype=np.int16, casting="unsafe")
+                return False
         if integral:
             v = raw.astype(np.int32)
             if slope != 1:
@@ -540,8 +611,8 @@ def load_dicom(
     hs, summaries = choose_series(headers, series_uid, where)
     if not hs[0].has_series_uid:
         warnings.append(
-            "SeriesInstanceUID missing (anonymised?): images grouped by frame of reference, "
-            "series number, size and orientation"
+            "SeriesInstanceUID missing (anonymised?): images grouped by study, frame of "
+            "reference, series number/description and modality"
         )
     others = [s for s in summaries if not s.chosen]
     if others:
@@ -554,6 +625,13 @@ def load_dicom(
     if localizers and len(localizers) < len(hs):
         hs = [h for h in hs if "LOCALIZER" not in h.image_type]
         warnings.append(f"ignored {len(localizers)} localizer image(s) inside the series")
+    foreign = [h for h in hs if h.sop_class != CT_IMAGE_STORAGE]  # e.g. a dose screenshot
+    if foreign:
+        hs = [h for h in hs if h.sop_class == CT_IMAGE_STORAGE]
+        warnings.append(
+            f"ignored {len(foreign)} non-CT-image object(s) inside the series (e.g. "
+            f"{foreign[0].path.name}: SOP class {foreign[0].sop_class or 'missing'})"
+        )
     _validate_series(hs)
     hs, dist = _sort_and_dedupe(hs, warnings)
 
@@ -611,7 +689,7 @@ def load_dicom(
     else:
         geometry = Geometry(
             (stack.shape[2], stack.shape[1], stack.shape[0]),
-            (spacing_ij[0], spacing_ij[1], step),
+            np.array([spacing_ij[0], spacing_ij[1], step]),
             first.position,
             np.column_stack([row_dir, col_dir, normal]),
         )

@@ -35,6 +35,8 @@ IMAGE_SUFFIXES = {
     ".mhd": "metaimage",
 }
 
+_SITK_IO = {"nifti": "NiftiImageIO", "nrrd": "NrrdImageIO", "metaimage": "MetaImageIO"}
+
 
 def image_format(path: Path) -> str | None:
     """'nifti' | 'nrrd' | 'metaimage' by suffix, or None."""
@@ -68,7 +70,9 @@ def _read_sitk(path: Path) -> tuple[npt.NDArray[Any], Geometry, str]:
             "unknown image format (expected .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd)", path
         )
     try:
-        img = sitk.ReadImage(str(path))
+        # the IO the suffix names: ITK would otherwise pick a reader by content (a DICOM file
+        # named .nii.gz would load through GDCM, bypassing every DICOM check)
+        img = sitk.ReadImage(str(path), imageIO=_SITK_IO[fmt])
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         fallback = first[-1] if first else ""
@@ -149,7 +153,7 @@ def read_label_names(path: Path) -> dict[int, str]:
 
 
 def load_labels(
-    path: Path,
+    path: Path | str,
     like: CTVolume | Geometry | None = None,
     names: Mapping[int, str] | Path | None = None,
     tol_mm: float = 0.01,
@@ -161,6 +165,7 @@ def load_labels(
     must hold integers. ``names`` is an id -> name mapping or the path of a JSON one; by default
     a ``<stem>.json`` beside the file is used when present.
     """
+    path = Path(path)
     from rcsa.errors import GeometryError
 
     arr, geometry, fmt = _read_sitk(path)

@@ -47,6 +47,10 @@ def load(
     if not path.exists():
         raise InputNotFoundError("no such file or folder", path)
     if path.is_dir():
+        if image_format(path) is not None:  # e.g. "ct.nii.gz/": surely not meant as DICOM
+            raise UnsupportedFormatError(
+                f"is a folder, expected a {image_format(path)} image file", path
+            )
         return load_dicom(path, **dicom_opts)  # type: ignore[arg-type]
     if image_format(path) is not None:
         return load_image(path)
