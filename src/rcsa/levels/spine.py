@@ -1,0 +1,512 @@
+"""Classical analysis of the vertebral column on a CT volume.
+
+Pipeline (details and references in ``docs/levels.md``):
+
+1. :func:`work_grid` block-averages the scan to about 2 mm in-plane (and 2 mm in z for thin
+   slices) so that every later step is cheap.
+2. :func:`track_spine` finds, on every axial slice, the vertebral body: a bright compact block
+   (``B``) with a dark spinal canal behind it (``C``) and bright posterior elements behind
+   the canal (``P``). The per-slice candidates are linked into one smooth path by dynamic
+   programming, then the path is re-centred on the vertebral body from the sagittal
+   intensity profile (posterior wall and anterior cortex).
+3. :func:`arc_profile` samples the mean HU in a small window perpendicular to that centre line
+   (so that the strongly inclined L5/S1 disc is cut across, not along) every millimetre of
+   arc length, and :func:`find_discs` finds the intervertebral discs as short low-HU gaps
+   between two dense endplates, with a minimum spacing learned from the strongest discs.
+4. :func:`lateral_bones` labels the bone lateral to the column in 3-D: components that start
+   beside the column and run far laterally are ribs (their medial end gives the rib-bearing
+   vertebra) or the ilia (contact with the sacrum = sacroiliac joints).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage as ndi
+from scipy.signal import find_peaks
+
+from rcsa.io.volume import CTVolume
+
+F64 = npt.NDArray[np.float64]
+F32 = npt.NDArray[np.float32]
+
+#: Target working resolution (mm).
+WORK_MM = 2.0
+#: HU threshold for bone in the lateral-bone analysis.
+BONE_HU = 180.0
+
+
+@dataclass(frozen=True, eq=False)
+class WorkGrid:
+    """The scan block-averaged to about ``WORK_MM``: ``hu[k, j, i]``, spacings in mm."""
+
+    hu: F32
+    sx: float
+    sy: float
+    sz: float
+    z_mm: F64  # LPS z of every working slice centre
+    fz: int  # original slices per working slice
+
+
+def work_grid(ct: CTVolume) -> WorkGrid:
+    v = ct.voxels
+    sx, sy, sz = (float(a) for a in ct.spacing_mm)
+    s = max(1, round(WORK_MM / min(sx, sy)))
+    fz = max(1, int(WORK_MM // sz)) if sz < 1.5 else 1
+    nk, nj, ni = v.shape
+    kw, jw, iw = max(1, nk // fz), max(1, nj // s), max(1, ni // s)
+    acc = np.zeros((kw, jw, iw), np.float32)
+    for dz in range(min(fz, nk)):
+        for dj in range(min(s, nj)):
+            for di in range(min(s, ni)):
+                acc += v[dz : kw * fz : fz, dj : jw * s : s, di : iw * s : s][:kw, :jw, :iw]
+    acc /= float(min(fz, nk) * min(s, nj) * min(s, ni))
+    z = ct.z_mm()[: kw * fz].reshape(kw, fz).mean(axis=1) if fz > 1 else ct.z_mm()[:kw]
+    return WorkGrid(acc, sx * s, sy * s, sz * fz, np.asarray(z, np.float64), fz)
+
+
+def _odd(n: float) -> int:
+    return max(1, round(n) | 1)
+
+
+@dataclass(frozen=True, eq=False)
+class SpineTrack:
+    """Vertebral-body centre per working slice in ``[k0, k1]`` (pixel units of the grid)."""
+
+    k0: int
+    k1: int
+    x: F64  # column (i) of the body centre, per slice k0..k1
+    y: F64  # row (j) of the body centre
+    score: F64  # body/canal score along the path
+
+
+def _body_midline(hu: F32) -> F64:
+    body = hu > -300.0
+    cols = body.sum(axis=1).astype(np.float64)  # [k, i]
+    n = cols.sum(axis=1)
+    ii = np.arange(hu.shape[2], dtype=np.float64)
+    xm = np.where(n > 0, (cols * ii).sum(axis=1) / np.maximum(n, 1), hu.shape[2] / 2.0)
+    return np.asarray(ndi.median_filter(xm, size=5, mode="nearest"), np.float64)
+
+
+def track_spine(g: WorkGrid) -> SpineTrack | None:
+    """Find the vertebral body centre on every slice where the column is present."""
+    hu = g.hu
+    nk, nj, ni = hu.shape
+    if nk < 2:
+        return None
+    xmid = _body_midline(hu)
+    xm = float(np.median(xmid))
+    half = round(70.0 / g.sx)
+    i0, i1 = max(0, int(xm) - half), min(ni, int(xm) + half + 1)
+    c = np.clip(hu[:, :, i0:i1], 0.0, 500.0)
+
+    def box(mx: float, my: float) -> tuple[int, int, int]:
+        return (1, _odd(2 * my / g.sy), _odd(2 * mx / g.sx))
+
+    body = ndi.uniform_filter(c, box(14, 8))
+    canal = ndi.uniform_filter(c, box(5, 5))
+    post = ndi.uniform_filter(c, box(5, 4))
+
+    def shifted(a: F32, mm: float, fill: float) -> F32:
+        sh = round(mm / g.sy)
+        out = np.full_like(a, fill)
+        if sh < a.shape[1]:
+            out[:, : a.shape[1] - sh, :] = a[:, sh:, :]
+        return out
+
+    cmin = np.minimum.reduce([shifted(canal, d, 500.0) for d in (14, 18, 22, 26)])
+    pmax = np.maximum.reduce([shifted(post, d, 0.0) for d in (27, 33, 39, 45)])
+    score = body - cmin + 0.5 * pmax
+    peaks = score == ndi.maximum_filter(score, size=(1, 5, 5))
+
+    # candidates per slice: local maxima near the body midline, with soft tissue 30 mm
+    # behind them (the back muscles; rejects the patient table, which has air behind it)
+    tissue = hu[:, :, i0:i1] > -300.0
+    behind = round(30.0 / g.sy)
+    cands: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F64]] = []
+    for k in range(nk):
+        jj, ii = np.nonzero(peaks[k] & (score[k] > 60.0))
+        ok = np.abs(ii + i0 - xmid[k]) * g.sx < 35.0
+        ok &= tissue[k, np.minimum(jj + behind, nj - 1), ii] & (jj + behind < nj)
+        jj, ii = jj[ok], ii[ok]
+        sc = score[k, jj, ii].astype(np.float64)
+        order = np.argsort(-sc)[:6]
+        cands.append((jj[order], ii[order] + i0, sc[order]))
+
+    # dynamic programming: maximise score minus a penalty on in-plane jumps
+    lam, free = 3.0, 0.5 * g.sz + 0.5
+    acc: list[F64] = []
+    back: list[npt.NDArray[np.int64]] = []
+    for k in range(nk):
+        jj, ii, sc = cands[k]
+        if k == 0 or len(jj) == 0 or len(cands[k - 1][0]) == 0:
+            acc.append(sc.copy())
+            back.append(np.full(len(sc), -1, np.int64))
+            continue
+        pj, pi, _ = cands[k - 1]
+        dist = np.hypot((jj[:, None] - pj[None, :]) * g.sy, (ii[:, None] - pi[None, :]) * g.sx)
+        tot = acc[-1][None, :] - lam * np.maximum(0.0, dist - free)
+        b = np.argmax(tot, axis=1)
+        best = tot[np.arange(len(sc)), b]
+        acc.append(sc + np.maximum(0.0, best))
+        back.append(np.where(best > 0, b, -1).astype(np.int64))
+    ends = [(float(a.max()), k) for k, a in enumerate(acc) if len(a)]
+    if not ends:
+        return None
+    _, kend = max(ends)
+    idx = int(np.argmax(acc[kend]))
+    path: dict[int, tuple[float, float, float]] = {}
+    k = kend
+    while k >= 0 and idx >= 0:
+        jj, ii, sc = cands[k]
+        path[k] = (float(jj[idx]), float(ii[idx]), float(sc[idx]))
+        idx = int(back[k][idx])
+        k -= 1
+    ks = np.array(sorted(path))
+    py = np.array([path[int(k)][0] for k in ks])
+    px = np.array([path[int(k)][1] for k in ks])
+    ps = np.array([path[int(k)][2] for k in ks])
+    # trim weak ends (no column there)
+    thr = 0.35 * float(np.median(ps))
+    strong = np.nonzero(ndi.uniform_filter1d(ps, 3) > thr)[0]
+    if len(strong) < 3:
+        return None
+    a, b2 = int(strong[0]), int(strong[-1])
+    ks, py, px, ps = ks[a : b2 + 1], py[a : b2 + 1], px[a : b2 + 1], ps[a : b2 + 1]
+    if ks[-1] - ks[0] + 1 < 3:
+        return None
+
+    # re-centre on the vertebral body using the sagittal profile through the path
+    med = _odd(15.0 / g.sz)
+    sig = max(0.7, 4.0 / g.sz)
+    pxs = ndi.gaussian_filter1d(ndi.median_filter(px, med, mode="nearest"), sig)
+    pys = ndi.gaussian_filter1d(ndi.median_filter(py, med, mode="nearest"), sig)
+    # re-centre left-right on the mirror-symmetry axis of body, canal and posterior elements
+    xr = np.empty(len(ks))
+    half_w = round(30.0 / g.sx)
+    search = round(15.0 / g.sx)
+    for n, k in enumerate(ks):
+        i = round(pxs[n])
+        j = round(pys[n])
+        j0, j1 = max(0, j - int(12 / g.sy)), min(nj, j + int(40 / g.sy) + 1)
+        strip = np.clip(hu[k, j0:j1, :], 0.0, 400.0)
+        best_x, best_d = float(i), np.inf
+        for x in range(max(half_w, i - search), min(ni - half_w - 1, i + search) + 1):
+            left = strip[:, x - half_w : x]
+            right = strip[:, x + 1 : x + half_w + 1][:, ::-1]
+            d = float(np.abs(left - right).mean())
+            if d < best_d:
+                best_x, best_d = float(x), d
+        xr[n] = best_x
+    xs = ndi.gaussian_filter1d(ndi.median_filter(xr, _odd(21.0 / g.sz), mode="nearest"), sig)
+    pxs = np.where(np.abs(xs - pxs) * g.sx < 25.0, xs, pxs)
+    cen = np.empty(len(ks))
+    hw = max(1, round(8.0 / g.sx))
+    for n, k in enumerate(ks):
+        i = round(pxs[n])
+        j = round(pys[n])
+        prof = np.clip(hu[k, :, max(0, i - hw) : i + hw + 1], 0.0, 400.0).mean(axis=1)
+        prof = ndi.gaussian_filter1d(prof, max(0.5, 1.5 / g.sy))
+        dg = np.gradient(prof)
+        lo, hi = max(0, j - int(10 / g.sy)), min(nj, j + int(30 / g.sy) + 1)
+        wall = int(j)
+        if hi > lo + 2:
+            seg = dg[lo:hi]
+            mins = [
+                a for a in range(1, len(seg) - 1) if seg[a] <= seg[a - 1] and seg[a] <= seg[a + 1]
+            ]
+            strongest = float(seg.min())
+            n10 = max(2, round(10.0 / g.sy))
+            big = [
+                a for a in mins
+                if strongest < 0 and seg[a] <= 0.3 * strongest
+                and float(prof[lo + a + 1 : lo + a + 1 + n10].min(initial=1e9)) < 45.0
+                and float(prof[max(0, lo + a - n10) : lo + a + 1].mean()) >= 70.0
+            ]
+            wall = lo + (big[0] if big else int(np.argmin(seg)))
+        # walk anteriorly from the posterior wall through the body (or disc) to its front
+        ref = prof[max(0, wall - int(12 / g.sy)) : max(1, wall)]
+        thr = max(50.0, 0.45 * float(np.median(ref))) if len(ref) else 50.0
+        front, miss = wall - 1, 0
+        stop = max(0, wall - int(50 / g.sy))
+        walk = wall - 1
+        while walk > stop:
+            if prof[walk] >= thr:
+                front, miss = walk, 0
+            else:
+                miss += 1
+                if miss * g.sy > 5.0:
+                    break
+            walk -= 1
+        depth = float(np.clip((wall - front) * g.sy, 20.0, 45.0))
+        cen[n] = wall - 0.5 * depth / g.sy
+    yc = ndi.gaussian_filter1d(ndi.median_filter(cen, _odd(21.0 / g.sz), mode="nearest"), sig)
+    return SpineTrack(int(ks[0]), int(ks[-1]), pxs.astype(np.float64), yc.astype(np.float64),
+                      ps.astype(np.float64))
+
+
+@dataclass(frozen=True, eq=False)
+class ArcProfile:
+    """Samples every ``step`` mm of arc length along the body centre line (mm units)."""
+
+    s: F64  # arc length
+    z: F64  # LPS z (mm) of each sample
+    k: F64  # continuous working-slice index
+    hu: F64  # mean HU in the cross-sectional window
+    gap: F64  # disc score: min(max left, max right) - hu
+    x: F64  # grid-mm column / row / slice coordinates of each sample (index * spacing)
+    y: F64
+    zg: F64
+
+
+def arc_profile(g: WorkGrid, t: SpineTrack, step: float = 1.0) -> ArcProfile:
+    ks = np.arange(t.k0, t.k1 + 1, dtype=np.float64)
+    zc, yc, xc = ks * g.sz, t.y * g.sy, t.x * g.sx
+    ds = np.hypot(np.diff(zc), np.diff(yc))
+    s_arc = np.concatenate([[0.0], np.cumsum(ds)])
+    s = np.arange(0.0, s_arc[-1] + 1e-9, step)
+    z = np.interp(s, s_arc, zc)
+    y = np.interp(s, s_arc, yc)
+    x = np.interp(s, s_arc, xc)
+    sm = max(1.0, 4.0 / step)
+    tz = np.gradient(ndi.gaussian_filter1d(z, sm))
+    ty = np.gradient(ndi.gaussian_filter1d(y, sm))
+    nrm = np.maximum(np.hypot(tz, ty), 1e-9)
+    tz, ty = tz / nrm, ty / nrm
+    u = np.linspace(-10.0, 10.0, 9)[None, :, None]
+    w = np.linspace(-12.0, 12.0, 9)[None, None, :]
+    yy = y[:, None, None] + tz[:, None, None] * u
+    zz = z[:, None, None] - ty[:, None, None] * u
+    xx = x[:, None, None] + w
+    yy, zz, xx = np.broadcast_arrays(yy, zz, xx)
+    coords = np.stack([zz / g.sz, yy / g.sy, xx / g.sx]).reshape(3, -1)
+    vals = ndi.map_coordinates(g.hu, coords, order=1, mode="nearest").reshape(len(s), -1)
+    prof = np.clip(vals, -100.0, 1000.0).mean(axis=1).astype(np.float64)
+    win = max(2, round(max(9.0, 2.0 * g.sz) / step))
+    pad = np.concatenate([np.full(win, -1e4), prof, np.full(win, -1e4)])
+    sw = np.lib.stride_tricks.sliding_window_view(pad, win)
+    n = len(prof)
+    left = sw[:n].max(axis=1)  # max over [a - win, a)
+    right = sw[win + 1 : win + 1 + n].max(axis=1)  # max over (a, a + win]
+    gap = np.minimum(left, right) - prof
+    gap[(left < -1e3) | (right < -1e3)] = 0.0
+    zw = np.interp(z / g.sz, np.arange(len(g.z_mm)), g.z_mm)
+    return ArcProfile(s, zw, z / g.sz, prof, np.maximum(gap, 0.0), x, y, z)
+
+
+@dataclass(frozen=True)
+class Disc:
+    s: float  # arc position (mm)
+    strength: float  # disc score (HU)
+
+
+def find_discs(p: ArcProfile, step: float = 1.0, min_height: float = 30.0) -> list[Disc]:
+    """Intervertebral discs along the arc, bottom to top (see module docstring)."""
+    if len(p.s) < 5:
+        return []
+    pk, props = find_peaks(p.gap, height=min_height * 0.8, distance=max(1, int(12 / step)))
+    h = props["peak_heights"].astype(np.float64)
+    if len(pk) == 0:
+        return []
+    order = np.argsort(-h)[:4]
+    strong = np.sort(pk[order[h[order] >= 40.0]])
+    gaps = np.diff(p.s[strong]) if len(strong) > 1 else np.array([])
+    gaps = gaps[gaps < 50.0]
+    spacing = float(np.median(gaps)) if len(gaps) else 34.0
+    gmin = max(20.0, 0.6 * spacing)
+    top3 = float(np.median(np.sort(h)[-3:]))
+    floor = max(min_height, 0.35 * top3)
+    accepted: list[int] = []
+    for n in np.argsort(-h):
+        if h[n] < floor:
+            continue
+        pos = p.s[pk[n]]
+        if all(abs(pos - p.s[pk[m]]) >= gmin for m in accepted):
+            accepted.append(int(n))
+    accepted.sort(key=lambda n: p.s[pk[n]])
+    return [Disc(float(p.s[pk[n]]), float(h[n])) for n in accepted]
+
+
+@dataclass
+class LateralBone:
+    """A bone component lateral to the column that starts beside it."""
+
+    kind: str  # "rib" or "ilium"
+    side: int  # -1 patient right (low i), +1 patient left
+    head_z: float  # LPS z of the medial end (mm)
+    k_lo: int  # working slices spanned
+    k_hi: int
+    contact_k: list[int] = field(default_factory=list)  # slices with bone <= 40 mm from axis
+    volume_cm3: float = 0.0
+    max_lateral_mm: float = 0.0
+
+
+def lateral_bones(g: WorkGrid, t: SpineTrack) -> list[LateralBone]:
+    """Ribs and ilia next to the column (3-D components of bone with the column cut out)."""
+    hu = g.hu
+    nk, nj, ni = hu.shape
+    kk = np.arange(nk, dtype=np.float64)
+    ks = np.arange(t.k0, t.k1 + 1, dtype=np.float64)
+    xc = np.interp(kk, ks, t.x)
+    yc = np.interp(kk, ks, t.y)
+    lat = (np.arange(ni)[None, None, :] - xc[:, None, None]) * g.sx
+    dy = (np.arange(nj)[None, :, None] - yc[:, None, None]) * g.sy
+    alat = np.abs(lat)
+    region = (hu > BONE_HU) & (alat >= 26.0) & (alat <= 180.0) & (dy > -120.0) & (dy < 70.0)
+    lb, _n = ndi.label(region)
+    zone = (alat <= 40.0) & (dy > -15.0) & (dy < 30.0) & (lb > 0)
+    ids = np.unique(lb[zone])
+    objs = ndi.find_objects(lb)
+    out = _bottom_lateral(lb, objs, set(int(a) for a in ids), xc, g)
+    vox = g.sx * g.sy * g.sz / 1000.0
+    for c in ids:
+        sl = objs[int(c) - 1]
+        if sl is None:
+            continue
+        m = lb[sl] == c
+        k3, j3, i3 = np.nonzero(m)
+        k3 = k3 + sl[0].start
+        j3 = j3 + sl[1].start
+        i3 = i3 + sl[2].start
+        signed = (i3 - xc[k3]) * g.sx
+        al = np.abs(signed)
+        if al.max() < 60.0:
+            continue  # a transverse process, not a rib or an ilium
+        med = al <= al.min() + 8.0
+        head_k = float(k3[med].mean())
+        head_z = float(np.interp(head_k, kk, g.z_mm))
+        near = (
+            _contact_slices(k3, j3, i3, al, (j3 - yc[k3]) * g.sy) if float(al.max()) >= 80.0 else []
+        )
+        out.append(
+            LateralBone(
+                kind="rib",
+                side=1 if float(signed.mean()) > 0 else -1,
+                head_z=head_z,
+                k_lo=int(k3.min()),
+                k_hi=int(k3.max()),
+                contact_k=[int(a) for a in near],
+                volume_cm3=float(len(k3) * vox),
+                max_lateral_mm=float(al.max()),
+            )
+        )
+    return out
+
+
+def _contact_slices(
+    k3: npt.NDArray[np.int64],
+    j3: npt.NDArray[np.int64],
+    i3: npt.NDArray[np.int64],
+    al: F64,
+    dy: F64,
+) -> list[int]:
+    """Slices where one 2-D piece runs from beside the column (<= 40 mm lateral, level with
+    the vertebral body or canal) to >= 60 mm lateral: the sacroiliac joint bridged."""
+    out: list[int] = []
+    nearz = (al <= 40.0) & (dy > -15.0) & (dy < 30.0)
+    for k in np.unique(k3[nearz]):
+        sel = k3 == k
+        jj, ii, aa = j3[sel], i3[sel], al[sel]
+        if aa.max() < 60.0:
+            continue
+        j0, i0 = int(jj.min()), int(ii.min())
+        img = np.zeros((int(jj.max()) - j0 + 1, int(ii.max()) - i0 + 1), bool)
+        img[jj - j0, ii - i0] = True
+        lb2, _ = ndi.label(img, structure=np.ones((3, 3), bool))
+        labs = lb2[jj - j0, ii - i0]
+        for lab_id in np.unique(labs):
+            part = aa[labs == lab_id]
+            if nearz[sel][labs == lab_id].any() and part.max() >= 60.0:
+                out.append(int(k))
+                break
+    return out
+
+
+def _bottom_lateral(
+    lb: npt.NDArray[np.int32],
+    objs: list[tuple[slice, ...] | None],
+    skip: set[int],
+    xc: F64,
+    g: WorkGrid,
+) -> list[LateralBone]:
+    """Lateral bone touching the bottom of the scan but not the column: maybe an iliac wing."""
+    out: list[LateralBone] = []
+    vox = g.sx * g.sy * g.sz / 1000.0
+    for c in np.unique(lb[0]):
+        c = int(c)
+        if c == 0 or c in skip or objs[c - 1] is None:
+            continue
+        sl = objs[c - 1]
+        assert sl is not None
+        k3, _, i3 = np.nonzero(lb[sl] == c)
+        if len(k3) * vox < 2.0:
+            continue
+        k3 = k3 + sl[0].start
+        i3 = i3 + sl[2].start
+        signed = (i3 - xc[k3]) * g.sx
+        al = np.abs(signed)
+        if al.min() < 45.0:
+            continue
+        out.append(
+            LateralBone(
+                kind="bottom_lateral",
+                side=1 if float(signed.mean()) > 0 else -1,
+                head_z=float(g.z_mm[int(k3.max())]),
+                k_lo=int(k3.min()),
+                k_hi=int(k3.max()),
+                volume_cm3=float(len(k3) * vox),
+                max_lateral_mm=float(al.max()),
+            )
+        )
+    return out
+
+
+def body_z_extent(
+    g: WorkGrid, p: ArcProfile, s_lo: float, s_hi: float
+) -> tuple[float, float] | None:
+    """LPS z range (mm) of the vertebral body between two discs at arc positions s_lo < s_hi.
+
+    Voxels of bone density within 18 mm of the centre line (sagittal plane), +-15 mm left-right
+    and not behind the posterior wall are assigned to the nearest centre-line sample; those
+    whose sample lies between the two discs form the body. Robust 2nd/98th percentiles of z.
+    """
+    sel = (p.s >= s_lo - 15.0) & (p.s <= s_hi + 15.0)
+    if sel.sum() < 3:
+        return None
+    sy_, sz_, sx_ = p.y[sel], p.zg[sel], p.x[sel]
+    ss = p.s[sel]
+    nk, nj, ni = g.hu.shape
+    k0 = max(0, int((sz_.min() - 20.0) / g.sz))
+    k1 = min(nk, int((sz_.max() + 20.0) / g.sz) + 1)
+    j0 = max(0, int((sy_.min() - 25.0) / g.sy))
+    j1 = min(nj, int((sy_.max() + 25.0) / g.sy) + 1)
+    i0 = max(0, int((sx_.min() - 16.0) / g.sx))
+    i1 = min(ni, int((sx_.max() + 16.0) / g.sx) + 1)
+    if k1 <= k0 or j1 <= j0 or i1 <= i0:
+        return None
+    sub = g.hu[k0:k1, j0:j1, i0:i1]
+    kk, jj, ii = np.nonzero(sub > 120.0)
+    if len(kk) == 0:
+        return None
+    vz = (kk + k0) * g.sz
+    vy = (jj + j0) * g.sy
+    vx = (ii + i0) * g.sx
+    d2 = (vz[:, None] - sz_[None, :]) ** 2 + (vy[:, None] - sy_[None, :]) ** 2
+    near = np.argmin(d2, axis=1)
+    dist = np.sqrt(d2[np.arange(len(near)), near])
+    keep = (
+        (dist <= 18.0)
+        & (np.abs(vx - sx_[near]) <= 15.0)
+        & (vy <= sy_[near] + 12.0)
+        & (ss[near] > s_lo + 1.0)
+        & (ss[near] < s_hi - 1.0)
+    )
+    if keep.sum() < 5:
+        return None
+    zk = vz[keep] / g.sz
+    lo_k, hi_k = np.percentile(zk, [2.0, 98.0])
+    zs = np.interp([lo_k, hi_k], np.arange(len(g.z_mm)), g.z_mm)
+    return float(zs[0]), float(zs[1])
