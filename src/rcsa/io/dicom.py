@@ -376,9 +376,10 @@ def _validate_series(hs: list[_Header]) -> None:
         assert iop is not None
         return tuple(np.round(iop / ORIENTATION_TOL).astype(int).tolist())
 
-    _odd_one_out(
-        hs, rounded_iop, "ImageOrientationPatient", lambda v: [round(x * ORIENTATION_TOL, 3) for x in v]
-    )
+    def iop_text(v: tuple[float, ...]) -> list[float]:
+        return [round(x * ORIENTATION_TOL, 3) for x in v]
+
+    _odd_one_out(hs, rounded_iop, "ImageOrientationPatient", iop_text)
 
     def rounded_spacing(h: _Header) -> tuple[float, ...]:
         ps = [float(x) for x in h.get("PixelSpacing")]
@@ -392,9 +393,12 @@ def _validate_series(hs: list[_Header]) -> None:
 def _decode(h: _Header) -> npt.NDArray[Any]:
     from pydicom.pixels.utils import pixel_array
 
+    # The function, not ``ds.pixel_array``: same decoder and options, but the array is not
+    # cached on the data set; and the deferred (unread) pixel data element is put back after
+    # decoding, so the data sets do not keep the file's pixel bytes either. Otherwise every
+    # header would hold a raw and a decoded copy of its slice until loading ends.
+    unread = h.ds.get_item(0x7FE00010, keep_deferred=True)
     try:
-        # the function, not ``ds.pixel_array``: same decoder and options, but the array is not
-        # cached on the data set (which would keep a second copy of the whole series alive)
         arr = pixel_array(h.ds)
     except PermissionError as exc:
         raise InputNotReadableError("permission denied", h.path) from exc
@@ -402,6 +406,8 @@ def _decode(h: _Header) -> npt.NDArray[Any]:
         ts = getattr(getattr(h.ds, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(ts, "name", str(ts))
         raise CorruptFileError(f"pixel data cannot be decoded ({name}): {exc}", h.path) from exc
+    if unread is not None and getattr(unread, "value", b"") is None:
+        h.ds[0x7FE00010] = unread
     if arr.ndim != 2:
         raise UnsupportedImageError(f"expected one 2-D frame, got array shape {arr.shape}", h.path)
     return arr
@@ -417,7 +423,9 @@ def _same_pixels(a: _Header, b: _Header) -> bool:
     return bool(np.array_equal(_decode(a), _decode(b)) and _rescale(a) == _rescale(b))
 
 
-def _sort_and_dedupe(hs: list[_Header], warnings: list[str]) -> tuple[list[_Header], npt.NDArray[np.float64]]:
+def _sort_and_dedupe(
+    hs: list[_Header], warnings: list[str]
+) -> tuple[list[_Header], npt.NDArray[np.float64]]:
     iop = hs[0].orientation
     assert iop is not None
     n = _normal(iop)
@@ -462,7 +470,7 @@ def _check_spacing(
     gaps = [int(i) for i in bad if steps[i] > 1.5 * step]
     if gaps:
         i = gaps[0]
-        missing = int(round(steps[i] / step)) - 1
+        missing = round(steps[i] / step) - 1
         desc = (
             f"missing slice(s): gap of {steps[i]:.2f} mm after this image where the series "
             f"steps {step:.2f} mm (about {missing} slice(s) missing"
@@ -487,8 +495,11 @@ def _hu_stack(hs: list[_Header], threads: int) -> npt.NDArray[Any]:
     shape = (len(hs), int(first.get("Rows")), int(first.get("Columns")))
     rescales = [_rescale(h) for h in hs]
     has_lut = any("ModalityLUTSequence" in h.ds for h in hs)
-    integral = not has_lut and all(
-        float(s).is_integer() and float(i).is_integer() for s, i in rescales
+    float_pixels = any(t in h.ds for h in hs for t in ("FloatPixelData", "DoubleFloatPixelData"))
+    integral = (
+        not has_lut
+        and not float_pixels
+        and all(float(s).is_integer() and float(i).is_integer() for s, i in rescales)
     )
     out: npt.NDArray[Any] = np.empty(shape, dtype=np.int16 if integral else np.float32)
     overflow = False
@@ -668,7 +679,10 @@ def load_dicom(
                     "tilt correction is disabled",
                     first.path,
                 )
-            stack_vec = total / (len(hs) - 1) if not irregular else inplane / along * step + normal * step
+            if irregular:  # resampled onto `step` along the normal, same shear per mm
+                stack_vec = inplane / along * step + normal * step
+            else:
+                stack_vec = total / (len(hs) - 1)
 
     stack = _hu_stack(hs, threads if threads is not None else min(4, os.cpu_count() or 1))
     if irregular:
