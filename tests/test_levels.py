@@ -298,6 +298,20 @@ def test_cli_levels(tmp_path: Path, abdomen: Path) -> None:
     assert r.exit_code == 0 and json.loads(r.stdout)["levels"]["L3"]["status"] == "found"
 
 
+def test_cli_levels_never_overwrites_silently(tmp_path: Path, abdomen: Path) -> None:
+    js, png = tmp_path / "l.json", tmp_path / "l.png"
+    js.write_text("keep me")
+    r = invoke("levels", abdomen / "ct.nii.gz", "--json", js, "--qc", png)
+    assert r.exit_code == 6, r.output  # OutputExistsError
+    assert "l.json" in r.output and "--overwrite" in r.output
+    assert js.read_text() == "keep me"
+    assert not png.exists()  # refused before any work
+    r = invoke("levels", abdomen / "ct.nii.gz", "--json", js, "--qc", png, "--overwrite")
+    assert r.exit_code == 0, r.output
+    assert json.loads(js.read_text())["levels"]["L3"]["status"] == "found"
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary files left behind
+
+
 def test_cli_levels_exit_codes(tmp_path: Path, abdomen: Path) -> None:
     r = invoke("levels", tmp_path / "absent.nii.gz")
     assert r.exit_code == 3

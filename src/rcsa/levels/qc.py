@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from rcsa.io.volume import CTVolume
 from rcsa.levels.types import VERTEBRAE, LevelMap
+from rcsa.outputs import atomic_write
 
 
 def _centreline(ct: CTVolume, lm: LevelMap) -> tuple[np.ndarray, np.ndarray]:
@@ -26,7 +25,9 @@ def _centreline(ct: CTVolume, lm: LevelMap) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.round(i), 0, ni - 1).astype(int), np.clip(np.round(j), 0, nj - 1).astype(int)
 
 
-def write_qc_png(ct: CTVolume, lm: LevelMap, path: str | Path, title: str = "") -> Path:
+def write_qc_png(
+    ct: CTVolume, lm: LevelMap, path: str | Path, title: str = "", overwrite: bool = True
+) -> Path:
     """Write a PNG with a sagittal and a coronal reformat through the spine and every level.
 
     The reformats follow the detected spine (curved planes): the sagittal image takes, on
@@ -78,15 +79,13 @@ def write_qc_png(ct: CTVolume, lm: LevelMap, path: str | Path, title: str = "") 
         fig.text(0.01, 0.01, "warnings: " + "; ".join(lm.warnings)[:300], fontsize=7,
                  color="red", wrap=True)
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out)  # atomic: never a half-written PNG at ``path``
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write(
+            out,
+            lambda tmp: fig.savefig(tmp, format="png"),
+            overwrite=overwrite,
+            create_parent=True,
+        )
     finally:
         plt.close(fig)
     return out

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,19 +13,7 @@ from rcsa.levels.find import find_levels
 from rcsa.levels.override import LevelOverride, load_levels_file, parse_level_override
 from rcsa.levels.qc import write_qc_png
 from rcsa.levels.types import LevelMap
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write next to ``path`` then rename over it, so readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from rcsa.outputs import atomic_write_text, check_writable
 
 
 def levels_document(path: str | Path, lm: LevelMap) -> dict[str, Any]:
@@ -42,6 +28,7 @@ def detect_levels_for_path(
     levels_file: str | Path | None = None,
     json_out: str | Path | None = None,
     qc_out: str | Path | None = None,
+    overwrite: bool = False,
     **load_opts: Any,
 ) -> LevelMap:
     """Load ``path``, find the levels, apply overrides (file first, then ``--level``), and
@@ -49,6 +36,10 @@ def detect_levels_for_path(
     :class:`~rcsa.errors.LevelOverrideError` before the scan is analysed."""
     from rcsa.io import load
 
+    # refuse existing outputs before any work (nothing already written is lost)
+    for out in (json_out, qc_out):
+        if out is not None and str(out) != "-":
+            check_writable(Path(out), overwrite, create_parent=True)
     overrides: list[LevelOverride] = []
     if levels_file is not None:
         overrides += load_levels_file(levels_file, scan=path)
@@ -61,9 +52,9 @@ def detect_levels_for_path(
             sys.stdout.write(text)
         else:
             try:
-                _atomic_write_text(Path(json_out), text)
+                atomic_write_text(Path(json_out), text, overwrite, create_parent=True)
             except OSError as exc:
                 raise LevelError(f"cannot write JSON: {exc.strerror or exc}", json_out) from None
     if qc_out is not None:
-        write_qc_png(ct, lm, qc_out, title=f"rcsa levels: {Path(path).name}")
+        write_qc_png(ct, lm, qc_out, title=f"rcsa levels: {Path(path).name}", overwrite=overwrite)
     return lm

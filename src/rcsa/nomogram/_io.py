@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -14,45 +11,10 @@ from rcsa.errors import (
     DataError,
     InputNotFoundError,
     InputNotReadableError,
-    OutputExistsError,
 )
+from rcsa.outputs import atomic_write, atomic_write_text, check_writable
 
-
-def check_writable(path: Path, overwrite: bool) -> None:
-    """Refuse an existing output unless ``overwrite``; the parent folder must exist."""
-    if path.exists() and not overwrite:
-        raise OutputExistsError("output exists; pass --overwrite to replace it", path)
-    if not path.parent.exists():
-        raise InputNotFoundError("output folder does not exist", path.parent)
-
-
-def _default_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write(path: Path, writer: Callable[[Path], None], overwrite: bool) -> None:
-    """Call ``writer(tmp)`` on a temporary file beside ``path``, then move it into place."""
-    path = Path(path)
-    check_writable(path, overwrite)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        writer(tmp)
-        os.chmod(tmp, _default_mode())  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_text(path: Path, text: str, overwrite: bool) -> None:
-    def write(tmp: Path) -> None:
-        tmp.write_text(text, encoding="utf-8")
-
-    atomic_write(path, write, overwrite)
+__all__ = ["atomic_write", "atomic_write_text", "check_writable", "read_table"]
 
 
 def read_table(path: Path) -> pd.DataFrame:
