@@ -231,3 +231,50 @@ def test_permuted_axes_nifti_loads_identically(ap_ct: CTVolume, abdomen: Path,
     vol = load(out)
     np.testing.assert_array_equal(vol.voxels, ap_ct.voxels)
     assert vol.geometry.same_grid(ap_ct.geometry, 1e-4)
+
+
+def test_parallel_decoding_equals_in_process(thoracolumbar: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compressed series are decoded by worker processes; same HU as in-process decoding."""
+    import rcsa.io.dicom as dcm
+
+    monkeypatch.setenv("RCSA_DECODE_PROCESSES", "0")
+    serial = load(thoracolumbar / "dicom")
+    monkeypatch.setenv("RCSA_DECODE_PROCESSES", "2")
+    monkeypatch.setattr(dcm, "PARALLEL_DECODE_MIN_IMAGES", 2)
+    calls: list[int] = []
+    real = dcm._decode_parallel
+
+    def spy(hs: list) -> list | None:  # type: ignore[type-arg]
+        res = real(hs)
+        calls.append(0 if res is None else sum(r is not None for r in res))
+        return res
+
+    monkeypatch.setattr(dcm, "_decode_parallel", spy)
+    parallel = load(thoracolumbar / "dicom")
+    assert calls == [20]  # every slice came from a worker
+    np.testing.assert_array_equal(parallel.voxels, serial.voxels)
+
+
+def test_parallel_decoding_failure_names_the_file(thoracolumbar: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import rcsa.io.dicom as dcm
+    from rcsa.errors import CorruptFileError
+
+    folder = tmp_path / "s"
+    shutil.copytree(thoracolumbar / "dicom", folder)
+    victim = sorted(folder.iterdir())[7]
+    # break the JPEG 2000 code stream's SIZ marker, keeping the file length (the header check
+    # passes; only decoding fails)
+    data = bytearray(victim.read_bytes())
+    start = data.index(b"\xff\x4f\xff\x51")
+    data[start + 2 : start + 42] = b"\xff" * 40
+    victim.write_bytes(bytes(data))
+    monkeypatch.setenv("RCSA_DECODE_PROCESSES", "2")
+    monkeypatch.setattr(dcm, "PARALLEL_DECODE_MIN_IMAGES", 2)
+    with pytest.raises(CorruptFileError) as info:
+        load(folder)
+    assert info.value.path == victim
+    assert "cannot be decoded" in str(info.value)

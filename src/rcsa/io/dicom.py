@@ -413,6 +413,59 @@ def _decode(h: _Header) -> npt.NDArray[Any]:
     return arr
 
 
+#: Compressed series with at least this many images are decoded in worker processes: the
+#: pylibjpeg decoders hold the GIL, so threads do not help (benchmarks/README.md).
+PARALLEL_DECODE_MIN_IMAGES = 24
+
+
+def _decode_file(path: str) -> tuple[bool, Any]:
+    """Worker: (True, stored pixel array) or (False, error text). Never raises."""
+    try:
+        from pydicom.pixels.utils import pixel_array
+
+        return True, pixel_array(path)
+    except Exception as exc:  # reported by re-decoding in the parent, with the typed error
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+def _decode_workers(hs: list[_Header]) -> int:
+    """How many worker processes to decode with (0 = decode in this process)."""
+    env = os.environ.get("RCSA_DECODE_PROCESSES")
+    limit = int(env) if env and env.isdigit() else min(4, os.cpu_count() or 1)
+    if limit < 2 or len(hs) < PARALLEL_DECODE_MIN_IMAGES:
+        return 0
+    for h in hs:
+        ts = getattr(getattr(h.ds, "file_meta", None), "TransferSyntaxUID", None)
+        if ts is None or not ts.is_compressed or h.ds.preamble is None:
+            return 0
+    return limit
+
+
+def _decode_parallel(hs: list[_Header]) -> list[npt.NDArray[Any] | None] | None:
+    """Stored arrays decoded by a process pool, or None when not worth it / not possible.
+
+    Uses a ``forkserver`` context (safe when the parent has threads, e.g. torch loaded).
+    A slice whose worker failed is None: the caller decodes it in-process, which raises the
+    typed error naming the file."""
+    workers = _decode_workers(hs)
+    if not workers:
+        return None
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["pydicom.pixels"])
+        chunk = max(1, len(hs) // (4 * workers))
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            results = list(pool.map(_decode_file, [str(h.path) for h in hs], chunksize=chunk))
+    except (OSError, RuntimeError, AssertionError, ValueError) as exc:
+        # e.g. inside a daemonic worker (no children allowed): decode in this process
+        log.debug("parallel decoding unavailable (%s); decoding in-process", exc)
+        return None
+    return [arr if ok else None for ok, arr in results]
+
+
 def _rescale(h: _Header) -> tuple[float, float]:
     slope = float(h.get("RescaleSlope", 1) or 1)
     intercept = float(h.get("RescaleIntercept", 0) or 0)
@@ -504,9 +557,14 @@ def _hu_stack(hs: list[_Header], threads: int) -> npt.NDArray[Any]:
     out: npt.NDArray[Any] = np.empty(shape, dtype=np.int16 if integral else np.float32)
     overflow = False
 
+    pre = _decode_parallel(hs)
+
     def work(k: int) -> bool:
         h = hs[k]
-        raw = _decode(h)
+        got = pre[k] if pre is not None else None
+        if pre is not None:
+            pre[k] = None  # release the decoded copy as soon as it is used
+        raw = got if got is not None and got.ndim == 2 else _decode(h)
         if raw.shape != shape[1:]:
             raise CorruptFileError(f"decoded size {raw.shape} does not match header", h.path)
         if has_lut:
