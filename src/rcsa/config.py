@@ -37,9 +37,66 @@ class LevelConfig:
             raise ConfigError(f"no level configured for muscle {muscle!r}") from None
 
 
+NORMALISERS = ("vertebral_body", "height2", "none")
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """HU ranges (closed intervals) and the rCSA normaliser."""
+
+    lean_hu: tuple[float, float] = (-29.0, 150.0)
+    fat_hu: tuple[float, float] = (-190.0, -30.0)
+    normaliser: str = "vertebral_body"
+
+
 @dataclass(frozen=True)
 class RcsaConfig:
     levels: LevelConfig
+    measure: MeasureConfig = MeasureConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything that shapes the numbers, for recording beside every output."""
+        return {
+            "levels": {
+                "muscles": dict(self.levels.muscle_levels),
+                "available": {m: list(v) for m, v in self.levels.available.items()},
+                "reference_vertebra": self.levels.reference_vertebra,
+            },
+            "measure": {
+                "lean_hu": list(self.measure.lean_hu),
+                "fat_hu": list(self.measure.fat_hu),
+                "normaliser": self.measure.normaliser,
+            },
+        }
+
+
+def _hu_range(value: Any, where: str, source: str) -> tuple[float, float]:
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, (int, float)) for v in value)
+        or not value[0] < value[1]
+    ):
+        raise ConfigError(f"{where} must be [low, high] HU with low < high, got {value!r}", source)
+    return float(value[0]), float(value[1])
+
+
+def _parse_measure(data: dict[str, Any], source: str) -> MeasureConfig:
+    m = data.get("measure", {})
+    if not isinstance(m, dict):
+        raise ConfigError("[measure] must be a table", source)
+    default = MeasureConfig()
+    lean = _hu_range(m["lean_hu"], "measure.lean_hu", source) if "lean_hu" in m else default.lean_hu
+    fat = _hu_range(m["fat_hu"], "measure.fat_hu", source) if "fat_hu" in m else default.fat_hu
+    if lean[0] <= fat[1]:
+        raise ConfigError(f"measure.lean_hu {list(lean)} overlaps measure.fat_hu {list(fat)}",
+                          source)
+    normaliser = m.get("normaliser", default.normaliser)
+    if normaliser not in NORMALISERS:
+        raise ConfigError(
+            f"measure.normaliser {normaliser!r} is not one of {', '.join(NORMALISERS)}", source
+        )
+    return MeasureConfig(lean, fat, str(normaliser))
 
 
 def _level_name(value: Any, where: str, source: str) -> str:
@@ -77,7 +134,7 @@ def _parse(data: dict[str, Any], source: str) -> RcsaConfig:
     ref = lv.get("reference_vertebra", "L4")
     if ref not in VERTEBRAE:
         raise ConfigError(f"levels.reference_vertebra {ref!r} is not a vertebra", source)
-    return RcsaConfig(LevelConfig(muscle_levels, available, str(ref)))
+    return RcsaConfig(LevelConfig(muscle_levels, available, str(ref)), _parse_measure(data, source))
 
 
 def load_config(path: str | Path | None = None) -> RcsaConfig:

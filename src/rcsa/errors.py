@@ -13,17 +13,23 @@ Hierarchy::
     │   ├── EmptyInputError              folder with no files
     │   ├── UnsupportedFormatError       not DICOM / NIfTI / NRRD / MHA / TAG
     │   ├── CorruptFileError             truncated or undecodable file
-    │   └── DicomError                   DICOM-specific refusal
-    │       ├── NoDicomFoundError        files present, none is DICOM
-    │       ├── NotCTError               no CT image series (MR, SEG, SR, ...)
-    │       ├── UnsupportedImageError    RGB / secondary capture / localizer only / multi-frame
-    │       ├── MissingPixelDataError    an image without pixel data
-    │       ├── InconsistentSeriesError  mixed orientation, size or spacing within a series
-    │       ├── DuplicateSliceError      two different images at one position
-    │       ├── SliceSpacingError        missing slices (gap) or non-uniform spacing
-    │       ├── GantryTiltError          tilted acquisition when correction is disabled
-    │       └── SeriesNotFoundError      --series-uid names no series in the input
-    └── GeometryError                    two volumes that should share a grid do not
+    │   ├── DicomError                   DICOM-specific refusal
+    │   │   ├── NoDicomFoundError        files present, none is DICOM
+    │   │   ├── NotCTError               no CT image series (MR, SEG, SR, ...)
+    │   │   ├── UnsupportedImageError    RGB / secondary capture / localizer only / multi-frame
+    │   │   ├── MissingPixelDataError    an image without pixel data
+    │   │   ├── InconsistentSeriesError  mixed orientation, size or spacing within a series
+    │   │   ├── DuplicateSliceError      two different images at one position
+    │   │   ├── SliceSpacingError        missing slices (gap) or non-uniform spacing
+    │   │   ├── GantryTiltError          tilted acquisition when correction is disabled
+    │   │   └── SeriesNotFoundError      --series-uid names no series in the input
+    │   ├── ModelSpecError               nomogram model spec invalid (schema, values)
+    │   ├── DataError                    data table unusable (missing column, one class, ...)
+    │   └── ScoringError                 a patient cannot be scored (missing predictor, ...)
+    ├── GeometryError                    two volumes that should share a grid do not
+    ├── OutputExistsError                output exists and --overwrite was not given
+    └── ModelError                       segmentation model unusable (missing, invalid)
+        └── ModelChecksumError           weights do not match the sha256 in metadata.json
 """
 
 from __future__ import annotations
@@ -113,3 +119,35 @@ class SeriesNotFoundError(DicomError):
 
 class GeometryError(RcsaError):
     """Two volumes that must share one grid do not (shape, spacing, origin or direction)."""
+
+
+class ModelSpecError(InputError):
+    """A nomogram model spec that is not valid (schema violation, unknown field, bad value)."""
+
+
+class DataError(InputError):
+    """A data table that cannot be used as given (missing column, wrong type, single class, ...)."""
+
+
+class ScoringError(InputError):
+    """A patient that cannot be scored with a model (missing predictor, unusable value, ...)."""
+
+
+class OutputExistsError(RcsaError):
+    """An output path already exists and overwriting was not requested (``--overwrite``)."""
+
+
+class ModelError(RcsaError):
+    """A segmentation model that cannot be used (missing file, invalid metadata)."""
+
+
+class ModelChecksumError(ModelError):
+    """The model weights do not match the sha256 recorded in the model's metadata.json."""
+
+
+class LevelError(RcsaError):
+    """Level detection cannot run on this input (see :mod:`rcsa.levels`)."""
+
+
+class LevelOverrideError(InputError):
+    """A manual level override (``--level``, levels file) is malformed or outside the scan."""

@@ -1,0 +1,283 @@
+"""One scan from file to feature table: ``measure_labels`` (existing masks) and the writer of
+the output folder shared with ``rcsa run``.
+
+Output folder (see ``docs/measure.md``)::
+
+    features.csv / features.parquet   one row per scan, columns = rcsa.measure.wide_columns()
+    features_long.csv                 one row per level x structure x side x quantity
+    levels.json                       the level map (rcsa levels --json format)
+    segmentation.nii.gz               labels on the input's grid, only on level slices
+    segmentation_labels.json          id -> class name
+    qc/levels.png                     sagittal + coronal level map
+    qc/<level>.png                    overlay with the numbers printed
+    run.json                          versions, configuration, inputs, timings, warnings
+
+The folder is written in a staging folder beside it and moved into place at the end, so a
+crash never leaves a half-written result; an existing non-empty folder is replaced only with
+``overwrite``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from rcsa import __version__
+from rcsa.config import RcsaConfig, load_config
+from rcsa.errors import InputError, OutputExistsError
+from rcsa.io import CTVolume, LabelVolume, load, load_labels, read_label_names, read_tag
+from rcsa.levels import find_levels
+from rcsa.levels.override import LevelOverride, load_levels_file, parse_level_override
+from rcsa.levels.run import levels_document
+from rcsa.levels.types import LevelMap
+from rcsa.measure import Measurements, labels_at_levels, measure, wide_columns
+from rcsa.measure.table import LevelLabels
+from rcsa.segment.classes import RCSA_CLASSES, ClassMap, SegClass
+
+LABEL_MAPS = ("ts_v1", "ts_v2", "rcsa")
+
+
+@dataclass(frozen=True, eq=False)
+class ScanResult:
+    """Everything one scan produced; written by :func:`write_scan_outputs`."""
+
+    ct: CTVolume
+    level_map: LevelMap
+    measurements: Measurements
+    level_labels: Mapping[str, LevelLabels]
+    class_map: ClassMap
+    inputs: Mapping[str, str]
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+    notes: Mapping[str, Any] = field(default_factory=dict)
+
+    def segmentation_volume(self) -> npt.NDArray[np.uint8]:
+        """Labels on the CT grid ``[k, j, i]``: level slices filled, every other slice 0."""
+        ni, nj, nk = self.ct.size_voxels
+        vol = np.zeros((nk, nj, ni), np.uint8)
+        for ll in self.level_labels.values():
+            vol[ll.slice_index] = np.asarray(ll.labels, dtype=np.uint8)
+        return vol
+
+
+def _overrides(level_specs: Sequence[str], levels_file: str | Path | None,
+               scan: str | Path) -> list[LevelOverride]:
+    out: list[LevelOverride] = []
+    if levels_file is not None:
+        out += load_levels_file(levels_file, scan=scan)
+    out += [parse_level_override(s) for s in level_specs]
+    return out
+
+
+def _json_label_map(path: Path, labels: LabelVolume) -> tuple[LabelVolume, ClassMap]:
+    """Remap a label volume with a JSON ``{"<id>": "<rcsa class or other name>"}``."""
+    names = read_label_names(path)
+    rcsa_names = set(RCSA_CLASSES.names)
+    extra = sorted({n for n in names.values() if n not in rcsa_names})
+    classes = list(RCSA_CLASSES.classes) + [
+        SegClass(len(RCSA_CLASSES) + i, n, None, None) for i, n in enumerate(extra)
+    ]
+    cmap = ClassMap(tuple(classes))
+    lut = np.zeros(int(labels.voxels.max()) + 1 if labels.voxels.size else 1, np.uint8)
+    for src_id, name in names.items():
+        if 0 <= src_id < lut.size:
+            lut[src_id] = cmap.id_of(name)
+    vox = lut[labels.voxels]
+    return LabelVolume(vox, labels.geometry, {c.id: c.name for c in cmap.classes},
+                       labels.source), cmap
+
+
+def _tag_labels(path: Path, ct: CTVolume) -> tuple[LabelVolume, ClassMap]:
+    tag = read_tag(path, reference=ct)
+    present = sorted(int(v) for v in np.unique(tag.voxels) if v != 0)
+    classes = [SegClass(0, "background", None, None)]
+    lut = np.zeros(int(tag.voxels.max()) + 1, np.uint8)
+    for new_id, src_id in enumerate(present, start=1):
+        classes.append(SegClass(new_id, tag.names.get(src_id, f"tag_label_{src_id}"), None, None))
+        lut[src_id] = new_id
+    cmap = ClassMap(tuple(classes))
+    vox = lut[tag.voxels]
+    return LabelVolume(vox, tag.geometry, {c.id: c.name for c in cmap.classes}, tag.source), cmap
+
+
+def measure_labels(
+    path: str | Path,
+    labels_path: str | Path,
+    *,
+    label_map: str = "ts_v2",
+    body_parts: str | Path | None = None,
+    level_specs: Sequence[str] = (),
+    levels_file: str | Path | None = None,
+    config: RcsaConfig | None = None,
+    height_m: float | None = None,
+    scan_id: str | None = None,
+    **load_opts: Any,
+) -> ScanResult:
+    """Measure existing masks: load the CT and the labels, find the levels, measure.
+
+    ``label_map``: ``ts_v1`` / ``ts_v2`` (TotalSegmentator; autochthon split by rule, psoas from
+    iliopsoas, vertebral body from ``body_parts``), ``rcsa`` (rcsa class ids), or the path of a
+    JSON ``{"<id>": "<name>"}``. A ``.tag`` labels file is read as a Slice-O-Matic tracing.
+    """
+    t0 = time.perf_counter()
+    cfg = config or load_config()
+    overrides = _overrides(level_specs, levels_file, path)
+    ct = load(path, **load_opts)
+    t_load = time.perf_counter()
+    labels_path = Path(labels_path)
+    notes: dict[str, Any] = {}
+    if labels_path.suffix.lower() == ".tag":
+        labels, cmap = _tag_labels(labels_path, ct)
+        source = f"TAG tracing {labels_path.name}"
+    elif label_map in ("ts_v1", "ts_v2", "rcsa"):
+        from rcsa.segment.prepare import convert_labels
+
+        raw = load_labels(labels_path, like=ct)
+        parts = load_labels(Path(body_parts), like=ct) if body_parts is not None else None
+        prepared = convert_labels(ct, raw, label_map, parts)
+        labels, cmap = prepared.labels, RCSA_CLASSES
+        notes["label_rules"] = dict(prepared.rules)
+        source = f"{label_map} labels {labels_path.name}"
+    elif label_map.lower().endswith(".json"):
+        raw = load_labels(labels_path, like=ct, names={})
+        labels, cmap = _json_label_map(Path(label_map), raw)
+        source = f"labels {labels_path.name} mapped by {Path(label_map).name}"
+    else:
+        raise InputError(
+            f"unknown label map {label_map!r}: expected {', '.join(LABEL_MAPS)} or a .json file"
+        )
+    t_labels = time.perf_counter()
+    lm = find_levels(ct, overrides)
+    t_levels = time.perf_counter()
+    per_level = labels_at_levels(labels, cmap, lm, source)
+    m = measure(ct, lm, per_level, cfg, scan_id=scan_id or _scan_id(path), height_m=height_m,
+                segmentation_source=source)
+    t_end = time.perf_counter()
+    inputs = {"scan": str(path), "labels": str(labels_path), "label_map": str(label_map)}
+    if body_parts is not None:
+        inputs["body_parts"] = str(body_parts)
+    return ScanResult(
+        ct, lm, m, per_level, cmap, inputs,
+        {"load": t_load - t0, "labels": t_labels - t_load, "levels": t_levels - t_labels,
+         "measure": t_end - t_levels, "total": t_end - t0},
+        notes,
+    )
+
+
+def _scan_id(path: str | Path) -> str:
+    p = Path(path)
+    name = p.name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+# ------------------------------------------------------------------------------------------
+# writing
+# ------------------------------------------------------------------------------------------
+def check_output_dir(out_dir: Path, overwrite: bool) -> None:
+    """Refuse a non-empty output folder unless ``overwrite`` (before any work is done)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputExistsError("output path exists and is not a folder", out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise OutputExistsError("output folder is not empty; pass --overwrite to replace it",
+                                out_dir)
+
+
+def _level_lines(result: ScanResult, level: str) -> list[str]:
+    m = result.measurements
+    lines = []
+    for r in m.rows:
+        if r.level == level and r.quantity == "csa_mm2" and r.value is not None and \
+                r.side in ("left", "right", ""):
+            lines.append(f"{r.structure} {r.side}: {r.value:.0f} mm2".replace("  ", " "))
+    return lines
+
+
+def write_scan_outputs(result: ScanResult, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write the output folder atomically (staging folder, then rename)."""
+    from rcsa.levels.qc import write_qc_png
+    from rcsa.segment.nifti import write_labels
+    from rcsa.segment.qc import overlay_png
+
+    out = Path(out_dir)
+    check_output_dir(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        m = result.measurements
+        wide = pd.DataFrame([m.wide_row()], columns=wide_columns(m.config))
+        wide.to_csv(stage / "features.csv", index=False)
+        wide.astype(object).where(wide.notna(), None).to_parquet(stage / "features.parquet")
+        pd.DataFrame(m.long_records()).to_csv(stage / "features_long.csv", index=False)
+        (stage / "levels.json").write_text(
+            json.dumps(levels_document(result.inputs.get("scan", ""), result.level_map),
+                       indent=2) + "\n", encoding="utf-8")
+        write_labels(result.segmentation_volume(), result.ct, stage / "segmentation.nii.gz")
+        (stage / "segmentation_labels.json").write_text(
+            json.dumps({str(c.id): c.name for c in result.class_map.classes}, indent=2) + "\n",
+            encoding="utf-8")
+        qc = stage / "qc"
+        qc.mkdir()
+        write_qc_png(result.ct, result.level_map, qc / "levels.png",
+                     title=f"rcsa levels: {m.scan_id}")
+        for name, ll in result.level_labels.items():
+            lv = result.level_map.levels[name]
+            overlay_png(result.ct.voxels[ll.slice_index], ll.labels, ll.class_map,
+                        qc / f"{name}.png",
+                        title=f"{name}: slice {ll.slice_index}, z {lv.z_mm:.1f} mm ({ll.source})",
+                        spacing_mm=(float(result.ct.spacing_mm[0]),
+                                    float(result.ct.spacing_mm[1])),
+                        lines=tuple(_level_lines(result, name)))
+        run = {
+            "rcsa_version": __version__,
+            "scan_id": m.scan_id,
+            "inputs": dict(result.inputs),
+            "scan": {
+                "format": result.ct.source.format,
+                "size_voxels": list(result.ct.size_voxels),
+                "spacing_mm": [float(v) for v in result.ct.spacing_mm],
+                "loader_warnings": list(result.ct.warnings),
+            },
+            "segmentation_source": m.segmentation_source,
+            "config": m.config.to_dict(),
+            "notes": dict(result.notes),
+            "level_warnings": list(result.level_map.warnings),
+            "timings_s": {k: round(v, 3) for k, v in result.timings_s.items()},
+        }
+        (stage / "run.json").write_text(json.dumps(run, indent=2, default=str) + "\n",
+                                        encoding="utf-8")
+        for f in stage.rglob("*"):
+            os.chmod(f, 0o755 if f.is_dir() else 0o644)
+        os.chmod(stage, 0o755)
+        _swap_into_place(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return out
+
+
+def _swap_into_place(stage: Path, out: Path) -> None:
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        old.rmdir()
+        os.replace(out, old)
+        try:
+            os.replace(stage, out)
+        except BaseException:
+            os.replace(old, out)  # put the previous result back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(stage, out)

@@ -1,0 +1,130 @@
+"""Anatomical post-processing of one predicted label slice (torch-free).
+
+1. Side consistency: a connected component of a left-sided class whose centroid lies on the
+   patient's right of the midline (or vice versa) by more than ``side_margin_mm`` is
+   relabelled to the mirror class. The midline is the vertebral body's centroid column when
+   the body is predicted, else the median column of bone (HU >= 200), else the centroid of
+   the paraspinal muscles, else the image centre.
+2. Per class, only the largest connected component is kept (each class is one muscle or one
+   vertebral body on an axial slice); the rest becomes background.
+3. Level plausibility (when the level name is known): muscles that cannot appear on that
+   level's slice are removed and reported - the gluteus maximus and medius arise from the
+   ilium and sacrum, below the iliac crest, so they are impossible at T12-L3.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from rcsa.segment.classes import ClassMap
+
+U8 = npt.NDArray[np.uint8]
+
+
+#: Smallest predicted vertebral body (largest component) trusted as the midline, mm^2.
+MIN_BODY_MM2 = 300.0
+
+
+def midline_column(labels: npt.NDArray[Any], class_map: ClassMap,
+                   hu: npt.NDArray[Any] | None = None, pixel_area_mm2: float = 1.0) -> float:
+    """Column (i) of the body midline on a predicted slice.
+
+    The centroid of the vertebral body's largest component when it is at least
+    ``MIN_BODY_MM2``, else the median column of bone pixels (HU >= 200: spine, ribs and pelvis
+    are near-symmetric), else the paraspinal muscles' centroid, else the image centre.
+    """
+    try:
+        body = labels == class_map.id_of("vertebral_body")
+    except KeyError:
+        body = np.zeros(labels.shape, bool)
+    if body.any():
+        comps, _n = ndimage.label(body)
+        sizes = np.bincount(comps.ravel())[1:]
+        if sizes.max() * pixel_area_mm2 >= MIN_BODY_MM2:
+            return float(np.mean(np.nonzero(comps == int(np.argmax(sizes)) + 1)[1]))
+    if hu is not None:
+        bone = np.asarray(hu) >= 200
+        if bone.sum() >= 10:
+            return float(np.median(np.nonzero(bone)[1]))
+    para = np.isin(
+        labels,
+        class_map.ids_of_muscle("multifidus") + class_map.ids_of_muscle("erector_spinae"),
+    )
+    if para.sum() >= 10:
+        return float(np.mean(np.nonzero(para)[1]))
+    return float(labels.shape[1] - 1) / 2.0
+
+
+def side_consistency(labels: npt.NDArray[Any], class_map: ClassMap, spacing_x_mm: float,
+                     side_margin_mm: float = 5.0, hu: npt.NDArray[Any] | None = None
+                     ) -> tuple[U8, int]:
+    """Relabel components on the wrong side; returns (labels, number relabelled)."""
+    out = np.asarray(labels, np.uint8).copy()
+    mid = midline_column(out, class_map, hu, spacing_x_mm**2)
+    margin = side_margin_mm / spacing_x_mm
+    changed = 0
+    for c in class_map.classes:
+        if c.side is None:
+            continue
+        comps, n = ndimage.label(out == c.id)
+        for lab in range(1, n + 1):
+            m = comps == lab
+            col = float(np.nonzero(m)[1].mean())
+            # patient's left = larger column index (canonical LPS)
+            wrong = (col < mid - margin) if c.side == "left" else (col > mid + margin)
+            if wrong:
+                out[m] = class_map.mirror_of(c.id)
+                changed += 1
+    return out, changed
+
+
+def largest_component(labels: npt.NDArray[Any], class_map: ClassMap) -> tuple[U8, int]:
+    """Keep the largest 8-connected component per class; returns (labels, pixels removed)."""
+    out = np.asarray(labels, np.uint8).copy()
+    removed = 0
+    for c in class_map.classes:
+        if c.id == 0:
+            continue
+        m = out == c.id
+        if not m.any():
+            continue
+        comps, n = ndimage.label(m, structure=np.ones((3, 3)))
+        if n <= 1:
+            continue
+        sizes = np.bincount(comps.ravel())[1:]
+        keep = int(np.argmax(sizes)) + 1
+        drop = m & (comps != keep)
+        removed += int(drop.sum())
+        out[drop] = 0
+    return out, removed
+
+
+#: Muscles (``SegClass.muscle``) that cannot appear on a level's slice, by level name.
+IMPOSSIBLE_AT_LEVEL: dict[str, tuple[str, ...]] = {
+    level: ("gluteus_maximus", "gluteus_medius") for level in ("T11", "T12", "L1", "L2", "L3")
+}
+
+
+def implausible_removed(labels: npt.NDArray[Any], class_map: ClassMap, level: str | None
+                        ) -> tuple[U8, int]:
+    """Remove classes impossible at ``level``; returns (labels, pixels removed)."""
+    out = np.asarray(labels, np.uint8).copy()
+    banned = IMPOSSIBLE_AT_LEVEL.get(level or "", ())
+    ids = [c.id for c in class_map.classes if c.muscle in banned]
+    m = np.isin(out, ids) if ids else np.zeros(out.shape, bool)
+    out[m] = 0
+    return out, int(m.sum())
+
+
+def postprocess(labels: npt.NDArray[Any], class_map: ClassMap, spacing_x_mm: float,
+                level: str | None = None, hu: npt.NDArray[Any] | None = None
+                ) -> tuple[U8, dict[str, int]]:
+    lab, implausible = implausible_removed(labels, class_map, level)
+    lab, relabelled = side_consistency(lab, class_map, spacing_x_mm, hu=hu)
+    lab, removed = largest_component(lab, class_map)
+    return lab, {"components_relabelled_side": relabelled, "pixels_removed_small": removed,
+                 "pixels_removed_implausible_at_level": implausible}

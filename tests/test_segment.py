@@ -1,0 +1,306 @@
+"""Segmentation: class map, loss, augmentation, a tiny real training run, inference, model
+loading with checksum, post-processing and the CLI. Fast: one thread, tiny network."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rcsa.errors import ModelChecksumError, ModelError
+from rcsa.io import load, load_labels
+from rcsa.segment import classes as C
+from rcsa.segment.data import Preprocessing
+from rcsa.segment.infer import level_slices, segment, write_outputs
+from rcsa.segment.model import MODELS_DIR, load_model
+from rcsa.segment.postprocess import largest_component, side_consistency
+from rcsa.segment.train import (
+    RandLRFlipSwapd,
+    TrainConfig,
+    marginal_loss,
+    read_manifest,
+    train,
+)
+
+torch.set_num_threads(1)
+
+TINY_ARCH = {"name": "BasicUNet", "spatial_dims": 2, "features": [4, 4, 8, 8, 16, 4],
+             "dropout": 0.0}
+
+
+def test_class_map_is_consistent() -> None:
+    cm = C.RCSA_CLASSES
+    perm = cm.lr_permutation()
+    assert [perm[p] for p in perm] == list(range(len(cm)))  # an involution
+    assert cm.names[perm[cm.id_of("psoas_left")]] == "psoas_right"
+    assert perm[C.VERTEBRAL_BODY] == C.VERTEBRAL_BODY and perm[0] == 0
+    assert C.ClassMap.from_json(cm.to_json()) == cm
+    with pytest.raises(ValueError):
+        C.ClassMap((C.SegClass(0, "background", None, None), C.SegClass(2, "x", None, None)))
+
+
+def test_import_boundaries() -> None:
+    """rcsa.io / measure / levels and the torch-free segment modules do not import torch."""
+    code = (
+        "import sys, rcsa.io, rcsa.measure, rcsa.levels, rcsa.segment, rcsa.segment.prepare;"
+        "import rcsa.cli; print('torch' in sys.modules)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "False"
+
+
+def test_marginal_loss_masks_unknown_classes() -> None:
+    """A subject that does not define class 11: predicting 11 where its labels say background
+    costs nothing more than predicting background; for a subject that defines it, it does."""
+    n = len(C.RCSA_CLASSES)
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    target[0, 0, 0] = 1
+    bg = torch.full((1, n, 4, 4), -5.0)
+    bg[:, 0] = 5.0
+    bg[0, 1, 0, 0], bg[0, 0, 0, 0] = 5.0, -5.0
+    body = bg.clone()
+    body[0, 0, 2:, :] = -5.0
+    body[0, C.VERTEBRAL_BODY, 2:, :] = 5.0  # "vertebral body" where labels say 0
+    unknown = torch.zeros(1, n)
+    unknown[0, C.VERTEBRAL_BODY] = 1.0
+    masked_bg = marginal_loss(bg, target, unknown)
+    masked_body = marginal_loss(body, target, unknown)
+    assert float(masked_body) == pytest.approx(float(masked_bg), abs=1e-4)
+    known = torch.zeros(1, n)
+    assert float(marginal_loss(body, target, known)) > float(marginal_loss(bg, target, known))
+    ignored = target.clone()
+    ignored[0, 2:, :] = C.IGNORE_INDEX
+    assert float(marginal_loss(body, ignored, known)) == pytest.approx(
+        float(marginal_loss(bg, ignored, known)), abs=1e-4
+    )
+
+
+def test_flip_swaps_left_and_right() -> None:
+    img = np.zeros((1, 4, 6), np.float32)
+    img[0, :, 0] = 1.0
+    lab = np.zeros((1, 4, 6), np.float32)
+    lab[0, :, 0] = C.PSOAS_R  # right side = small column index
+    lab[0, :, 2] = C.VERTEBRAL_BODY
+    lab[0, 0, 1] = C.IGNORE_INDEX
+    t = RandLRFlipSwapd(["image", "label"], "label", C.RCSA_CLASSES.lr_permutation(), prob=1.0)
+    out = t({"image": img, "label": lab})
+    o_img, o_lab = np.asarray(out["image"]), np.asarray(out["label"])
+    assert o_img[0, 0, 5] == 1.0 and o_img[0, 0, 0] == 0.0
+    assert (o_lab[0, :, 5] == C.PSOAS_L).all()
+    assert (o_lab[0, :, 3] == C.VERTEBRAL_BODY).all()
+    assert o_lab[0, 0, 4] == C.IGNORE_INDEX
+
+
+def test_side_consistency_and_largest_component() -> None:
+    cm = C.RCSA_CLASSES
+    lab = np.zeros((40, 60), np.uint8)
+    lab[20:26, 27:33] = C.VERTEBRAL_BODY  # midline at column 29.5
+    lab[10:20, 40:50] = C.PSOAS_R  # patient's left of the midline but labelled right
+    lab[10:20, 5:15] = C.PSOAS_R
+    lab[30:32, 5:7] = C.GMAX_L  # wrong side, tiny
+    lab[30:38, 45:55] = C.GMAX_L
+    out, n = side_consistency(lab, cm, spacing_x_mm=1.0)
+    assert n == 2
+    assert (out[10:20, 40:50] == C.PSOAS_L).all() and (out[10:20, 5:15] == C.PSOAS_R).all()
+    assert (out[30:32, 5:7] == C.GMAX_R).all()
+    lab2 = out.copy()
+    lab2[0:2, 0:2] = C.PSOAS_L
+    out2, removed = largest_component(lab2, cm)
+    assert removed == 4 and (out2[0:2, 0:2] == 0).all()
+
+
+def test_impossible_muscles_removed_at_lumbar_levels() -> None:
+    from rcsa.segment.postprocess import postprocess
+
+    lab = np.zeros((20, 20), np.uint8)
+    lab[2:5, 2:5] = C.GMAX_R
+    lab[10:15, 10:15] = C.ERECTOR_L
+    out, info = postprocess(lab, C.RCSA_CLASSES, 1.0, "L3")
+    assert info["pixels_removed_implausible_at_level"] == 9 and not (out == C.GMAX_R).any()
+    assert (out == C.ERECTOR_L).sum() == 25
+    out, info = postprocess(lab, C.RCSA_CLASSES, 1.0, "sij_lower")
+    assert info["pixels_removed_implausible_at_level"] == 0
+
+
+def test_level_slices_accepts_mapping_and_level_map() -> None:
+    assert level_slices({"L3": 72, "L4": 62}, ["L4"]) == [("L4", 62)]
+    from rcsa.levels.types import Level, LevelMap
+
+    lm = LevelMap(levels={
+        "L3": Level("L3", "found", 72, 310.3),
+        "L5": Level("L5", "missing", None, None, reason="outside"),
+        "S1": Level("S1", "ambiguous", None, candidates=(40, 42)),
+    })
+    assert level_slices(lm) == [("L3", 72)]
+    from rcsa.errors import InputError
+
+    with pytest.raises(InputError):
+        level_slices(lm, ["L5"])
+
+
+# --- a tiny but real training run on the sample data ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory, abdomen: Path,
+             thoracolumbar: Path) -> Path:
+    d = tmp_path_factory.mktemp("manifest")
+    p = d / "manifest.csv"
+    p.write_text(
+        "subject,image,labels,label_map,parts\n"
+        f"A,{abdomen / 'ct.nii.gz'},{abdomen / 'labels_ts_v2.nii.gz'},ts_v2,"
+        f"{abdomen / 'vertebral_body_parts.nii.gz'}\n"
+        f"B,{thoracolumbar / 'dicom'},{thoracolumbar / 'labels_ts_v2.nii.gz'},ts_v2,\n"
+    )
+    return p
+
+
+TINY_CLI = ["--samples-per-epoch", "4", "--batch-size", "2", "--slice-step", "10",
+            "--features", "4,4,8,8,16,4", "--spacing-mm", "4.0", "--patch", "48",
+            "--threads", "1"]
+
+
+def _train_cli(manifest: Path, out: Path, *extra: str) -> None:
+    from typer.testing import CliRunner
+
+    from rcsa.cli import app
+
+    args = ["train", "--manifest", str(manifest), "--out", str(out), *TINY_CLI, *extra]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+
+
+@pytest.fixture(scope="module")
+def tiny_run(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (tiny) training run through the CLI: train on A, validate on B."""
+    out = tmp_path_factory.mktemp("run")
+    _train_cli(manifest, out, "--epochs", "1", "--val-subjects", "B")
+    return out
+
+
+def test_tiny_training_writes_checkpoints_and_model(tiny_run: Path) -> None:
+    for f in ("last.pt", "best_weights.pt", "history.json", "config.json",
+              "model/model.pt", "model/metadata.json"):
+        assert (tiny_run / f).is_file(), f
+    hist = json.loads((tiny_run / "history.json").read_text())
+    assert len(hist) == 1 and np.isfinite(hist[0]["loss"])
+    dice_b = hist[0]["val_dice"]["B"]
+    assert "autochthon_left" in dice_b and dice_b.get("psoas_left") is None  # none in B
+    meta = json.loads((tiny_run / "model/metadata.json").read_text())
+    assert meta["classes"][1]["name"] == "multifidus_left"
+    assert meta["preprocessing"]["in_plane_spacing_mm"] == 4.0
+    assert len(meta["weights"]["sha256"]) == 64
+
+
+def test_resume_continues(tiny_run: Path, manifest: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    only_a = tmp_path / "a.csv"
+    only_a.write_text("\n".join(manifest.read_text().splitlines()[:2]) + "\n")
+    _train_cli(only_a, run, "--epochs", "2", "--resume")
+    hist = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in hist] == [0, 1]
+    assert "val_dice" in hist[0] and "val_dice" not in hist[1]
+
+
+def test_library_train_config(manifest: Path, tmp_path: Path) -> None:
+    """The library entry point with a TrainConfig and a time budget."""
+    only_a = tmp_path / "a.csv"
+    only_a.write_text("\n".join(manifest.read_text().splitlines()[:2]) + "\n")
+    cfg = TrainConfig(
+        epochs=5, samples_per_epoch=2, batch_size=2, slice_step=20, arch=dict(TINY_ARCH),
+        pre=Preprocessing(spacing_mm=6.0, patch_size=32, context_slices=0), max_minutes=1e-6,
+    )
+    summary = train(only_a, tmp_path / "run", cfg, progress=False)
+    assert summary["epochs_run"] == 1  # stopped by the time budget
+    meta = json.loads((tmp_path / "run" / "model" / "metadata.json").read_text())
+    assert meta["preprocessing"]["in_channels"] == 1
+
+
+def test_manifest_errors(tmp_path: Path) -> None:
+    from rcsa.errors import InputError, InputNotFoundError
+
+    with pytest.raises(InputNotFoundError):
+        read_manifest(tmp_path / "none.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image,labels\na,b\n")
+    with pytest.raises(InputError, match="label_map"):
+        read_manifest(bad)
+
+
+def test_checksum_mismatch_is_a_typed_error(tiny_run: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_run / "model", model_dir)
+    assert load_model(model_dir).class_map == C.RCSA_CLASSES
+    with (model_dir / "model.pt").open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelChecksumError, match="checksum mismatch"):
+        load_model(model_dir)
+    with pytest.raises(ModelError):
+        load_model(tmp_path / "nowhere")
+
+
+def test_segment_returns_typed_per_level_masks(tiny_run: Path, abdomen: Path,
+                                               tmp_path: Path) -> None:
+    ct = load(abdomen / "ct.nii.gz")
+    model = load_model(tiny_run / "model")
+    res = segment(ct, {"L3": 72, "femoral_head_top": 19}, model=model, tta=True)
+    assert [lv.level for lv in res] == ["L3", "femoral_head_top"]
+    lv = res["L3"]
+    assert lv.labels.shape == (101, 122) and lv.labels.dtype == np.uint8
+    assert lv.spacing_mm == (3.0, 3.0) and lv.z_mm == pytest.approx(310.30, abs=0.01)
+    vol = res.to_volume()
+    assert set(np.nonzero(vol.any(axis=(1, 2)))[0]) <= {72, 19}
+    summary = write_outputs(res, ct, tmp_path)
+    seg = load_labels(tmp_path / "segmentation.nii.gz", like=ct)  # input grid, canonical back
+    assert np.array_equal(seg.voxels, vol)
+    assert (tmp_path / "qc_L3.png").is_file() and (tmp_path / "qc_femoral_head_top.png").is_file()
+    names = json.loads((tmp_path / "segmentation_labels.json").read_text())
+    assert names["11"] == "vertebral_body"
+    assert summary["levels"]["L3"]["slice_index"] == 72
+    assert res.model_info["sha256"] == model.metadata["weights"]["sha256"]
+    assert res.model_info["name"]
+
+
+def test_cli_segment_with_levels(tiny_run: Path, abdomen: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rcsa.cli import app
+
+    args = ["segment", str(abdomen / "ct.nii.gz"), "--out", str(tmp_path), "--model",
+            str(tiny_run / "model" / "metadata.json"), "--levels", "L3=72", "--no-tta"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "segmentation.nii.gz").is_file()
+    r = CliRunner().invoke(app, [*args[:-3], "--levels", "L3=999"])
+    assert r.exit_code == 4
+    bad = tmp_path / "bad_model"
+    shutil.copytree(tiny_run / "model", bad)
+    (bad / "model.pt").write_bytes(b"not the weights")
+    r = CliRunner().invoke(app, [*args[:4], "--model", str(bad / "metadata.json"),
+                                 "--levels", "L3=72"])
+    assert r.exit_code != 0 and "checksum mismatch" in r.output
+
+
+@pytest.mark.skipif(not (MODELS_DIR / "metadata.json").is_file(), reason="no shipped model")
+def test_shipped_model_loads_and_segments(abdomen: Path) -> None:
+    meta = json.loads((MODELS_DIR / "metadata.json").read_text())
+    size = sum(p.stat().st_size for p in MODELS_DIR.iterdir())
+    assert size <= 50 * 2**20
+    assert [c["name"] for c in meta["classes"]] == list(C.RCSA_CLASSES.names)
+    model = load_model()
+    ct = load(abdomen / "ct.nii.gz")
+    v2 = load_labels(abdomen / "labels_ts_v2.nii.gz", like=ct)
+    res = segment(ct, {"L3": 72}, model=model)
+    pred = res["L3"].labels
+    ref = v2.voxels[72]
+    for ids, ref_id in (((1, 3), 86), ((2, 4), 87), ((5,), 88), ((6,), 89)):
+        a, b = np.isin(pred, ids), ref == ref_id
+        dice = 2 * (a & b).sum() / (a.sum() + b.sum())
+        assert dice > 0.7, (ref_id, dice)
