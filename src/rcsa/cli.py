@@ -299,6 +299,48 @@ def levels(
         err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
 
 
+@app.command("run")
+def run_cmd(
+    path: Annotated[
+        Path,
+        typer.Argument(help="DICOM folder or file, or a NIfTI / NRRD / MHA file.", readable=False),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (see docs/measure.md).")],
+    level: LevelOpt = None,
+    levels_file: LevelsFileOpt = None,
+    height_m: Annotated[
+        float | None, typer.Option("--height-m", help="Patient height in metres (height^2 rCSA).")
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="TOML configuration (default: packaged).")
+    ] = None,
+    tta: Annotated[bool, typer.Option("--tta", help="Add a left-right mirrored pass.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a non-empty output folder.")
+    ] = False,
+    series_uid: SeriesUidOpt = None,
+    no_tilt_correction: NoTiltOpt = False,
+    resample_irregular: IrregularOpt = False,
+) -> None:
+    """Scan to feature table: load, find levels, segment, measure; write DIR (docs/measure.md)."""
+    from rcsa.config import load_config
+    from rcsa.pipeline import check_output_dir, run_scan, write_scan_outputs
+
+    try:
+        check_output_dir(out_dir, overwrite)
+        result = run_scan(
+            path, level_specs=level or [], levels_file=levels_file,
+            config=load_config(config_file), height_m=height_m, tta=tta,
+            series_uid=series_uid, correct_tilt=not no_tilt_correction,
+            resample_irregular=resample_irregular,
+        )
+        write_scan_outputs(result, out_dir, overwrite=overwrite)
+    except Exception as exc:
+        raise _fail(exc) from None
+    _print_measurements(result.measurements)
+    out.print(f"wrote {out_dir} in {result.timings_s['total']:.1f} s", highlight=False)
+
+
 @app.command("measure")
 def measure_cmd(
     path: Annotated[
@@ -357,8 +399,9 @@ def measure_cmd(
 
 def _print_measurements(m: Any) -> None:
     table = Table(title=f"rcsa: {m.scan_id}", title_justify="left")
-    for col in ("level", "structure", "side", "CSA mm2", "rCSA", "mean HU", "fat %", "note"):
-        table.add_column(col)
+    for col in ("level", "structure", "side", "CSA mm2", "rCSA", "mean HU", "fat %"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("note", no_wrap=True, overflow="ellipsis", max_width=48)
     by_key: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in m.rows:
         by_key.setdefault((r.level, r.structure, r.side), {})[r.quantity] = r

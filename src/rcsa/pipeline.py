@@ -174,6 +174,52 @@ def measure_labels(
     )
 
 
+def run_scan(
+    path: str | Path,
+    *,
+    level_specs: Sequence[str] = (),
+    levels_file: str | Path | None = None,
+    config: RcsaConfig | None = None,
+    height_m: float | None = None,
+    scan_id: str | None = None,
+    tta: bool = False,
+    **load_opts: Any,
+) -> ScanResult:
+    """The whole pipeline for one scan: load -> levels -> segment (rcsa's shipped model, on
+    every found level) -> measure. Torch is imported here, lazily."""
+    from rcsa.measure.sources import labels_from_segmentation
+    from rcsa.segment import segment
+
+    t0 = time.perf_counter()
+    cfg = config or load_config()
+    overrides = _overrides(level_specs, levels_file, path)
+    ct = load(path, **load_opts)
+    t_load = time.perf_counter()
+    lm = find_levels(ct, overrides)
+    t_levels = time.perf_counter()
+    found = [n for n, lv in lm.levels.items() if lv.found]
+    per_level: dict[str, LevelLabels] = {}
+    model_info: dict[str, Any] = {}
+    cmap = RCSA_CLASSES
+    if found:
+        result = segment(ct, lm, tta=tta)
+        per_level = labels_from_segmentation(result)
+        cmap = result.class_map
+        model_info = dict(result.model_info)
+    t_seg = time.perf_counter()
+    source = f"rcsa model {model_info.get('name', '')} (sha256 {model_info.get('sha256', '')})"
+    m = measure(ct, lm, per_level, cfg, scan_id=scan_id or _scan_id(path), height_m=height_m,
+                segmentation_source=source.strip())
+    t_end = time.perf_counter()
+    flags = {n: list(ll.flags) for n, ll in per_level.items() if ll.flags}
+    return ScanResult(
+        ct, lm, m, per_level, cmap, {"scan": str(path)},
+        {"load": t_load - t0, "levels": t_levels - t_load, "segment": t_seg - t_levels,
+         "measure": t_end - t_seg, "total": t_end - t0},
+        {"model": model_info, "segmentation_flags": flags},
+    )
+
+
 def _scan_id(path: str | Path) -> str:
     p = Path(path)
     name = p.name
