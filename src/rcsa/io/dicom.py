@@ -444,18 +444,24 @@ def _decode_workers(hs: list[_Header]) -> int:
 def _decode_parallel(hs: list[_Header]) -> list[npt.NDArray[Any] | None] | None:
     """Stored arrays decoded by a process pool, or None when not worth it / not possible.
 
-    Uses a ``forkserver`` context (safe when the parent has threads, e.g. torch loaded).
-    A slice whose worker failed is None: the caller decodes it in-process, which raises the
-    typed error naming the file."""
+    Start method: ``fork`` when this process runs a single Python thread (fast, and it does
+    not re-import the caller's ``__main__`` script in the workers, so unguarded user scripts
+    are safe), else ``forkserver`` (forking a multi-threaded process is unsafe). A slice whose
+    worker failed is None: the caller decodes it in-process, which raises the typed error
+    naming the file."""
     workers = _decode_workers(hs)
     if not workers:
         return None
     import multiprocessing as mp
+    import threading
     from concurrent.futures import ProcessPoolExecutor
 
     try:
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["pydicom.pixels"])
+        if threading.active_count() == 1 and "fork" in mp.get_all_start_methods():
+            ctx = mp.get_context("fork")
+        else:
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(["pydicom.pixels"])
         chunk = max(1, len(hs) // (4 * workers))
         with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             results = list(pool.map(_decode_file, [str(h.path) for h in hs], chunksize=chunk))
