@@ -457,6 +457,7 @@ def _decode_parallel(hs: list[_Header]) -> list[npt.NDArray[Any] | None] | None:
     from concurrent.futures import ProcessPoolExecutor
 
     try:
+        ctx: Any
         if threading.active_count() == 1 and "fork" in mp.get_all_start_methods():
             ctx = mp.get_context("fork")
         else:
