@@ -157,6 +157,15 @@ LevelsFileOpt = Annotated[
     Path | None,
     typer.Option("--levels-file", help="JSON file of manual levels (see docs/levels.md)."),
 ]
+HeightOpt = Annotated[
+    float | None, typer.Option("--height-m", help="Patient height in metres (height^2 rCSA).")
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML configuration (default: packaged).")
+]
+OverwriteDirOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace a non-empty output folder.")
+]
 IrregularOpt = Annotated[
     bool,
     typer.Option(
@@ -308,16 +317,10 @@ def run_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (see docs/measure.md).")],
     level: LevelOpt = None,
     levels_file: LevelsFileOpt = None,
-    height_m: Annotated[
-        float | None, typer.Option("--height-m", help="Patient height in metres (height^2 rCSA).")
-    ] = None,
-    config_file: Annotated[
-        Path | None, typer.Option("--config", help="TOML configuration (default: packaged).")
-    ] = None,
+    height_m: HeightOpt = None,
+    config_file: ConfigOpt = None,
     tta: Annotated[bool, typer.Option("--tta", help="Add a left-right mirrored pass.")] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a non-empty output folder.")
-    ] = False,
+    overwrite: OverwriteDirOpt = False,
     series_uid: SeriesUidOpt = None,
     no_tilt_correction: NoTiltOpt = False,
     resample_irregular: IrregularOpt = False,
@@ -368,15 +371,9 @@ def measure_cmd(
     ] = None,
     level: LevelOpt = None,
     levels_file: LevelsFileOpt = None,
-    height_m: Annotated[
-        float | None, typer.Option("--height-m", help="Patient height in metres (height^2 rCSA).")
-    ] = None,
-    config_file: Annotated[
-        Path | None, typer.Option("--config", help="TOML configuration (default: packaged).")
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a non-empty output folder.")
-    ] = False,
+    height_m: HeightOpt = None,
+    config_file: ConfigOpt = None,
+    overwrite: OverwriteDirOpt = False,
     series_uid: SeriesUidOpt = None,
 ) -> None:
     """Measure existing masks (manual, TotalSegmentator, other tools) into the rcsa table."""
