@@ -396,12 +396,15 @@ def measure_cmd(
 
 def _print_measurements(m: Any) -> None:
     table = Table(title=f"rcsa: {m.scan_id}", title_justify="left")
-    for col in ("level", "structure", "side", "CSA mm2", "rCSA", "mean HU", "fat %"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("note", no_wrap=True, overflow="ellipsis", max_width=48)
+    table.add_column("level", no_wrap=True, min_width=5)
+    table.add_column("structure", overflow="fold", min_width=9)
+    table.add_column("side", no_wrap=True, min_width=4)
+    for col in ("CSA mm2", "rCSA", "HU", "fat %"):  # numbers are never squeezed away
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     by_key: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in m.rows:
         by_key.setdefault((r.level, r.structure, r.side), {})[r.quantity] = r
+    notes: list[str] = []
     for (lv, structure, side), q in by_key.items():
         if "csa_mm2" not in q:
             continue
@@ -411,10 +414,16 @@ def _print_measurements(m: Any) -> None:
             return "" if r is None or r.value is None else f"{r.value:.{digits}f}"
 
         csa = q["csa_mm2"]
+        mark = ""
         note = csa.reason if csa.value is None else csa.flag
-        table.add_row(lv, structure, side, fmt("csa_mm2", 0), fmt("rcsa", 3), fmt("mean_hu", 1),
-                      fmt("fat_pct", 1), note)
+        if note and side != "both":
+            notes.append(f"{lv} {structure}{' ' + side if side else ''}: {note}")
+            mark = f" [{len(notes)}]"
+        table.add_row(lv, structure, side + mark, fmt("csa_mm2", 0), fmt("rcsa", 3),
+                      fmt("mean_hu", 1), fmt("fat_pct", 1))
     out.print(table)
+    for n, text in enumerate(notes, start=1):
+        out.print(f"[{n}] {text}", highlight=False, soft_wrap=True)
     for w in m.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
 

@@ -264,7 +264,10 @@ def measure(
             else:
                 st = region_stats(hu, ll.labels == cid, _spacing(ct), mc.lean_hu, mc.fat_hu)
                 if st.n_pixels == 0:
-                    problem = f"no vertebral body pixels on the {lv} slice"
+                    problem = (
+                        f"no vertebral body pixels on the {lv} slice (not segmented; for "
+                        "TotalSegmentator labels pass --body-parts)"
+                    )
         body_csa[lv] = st.csa_mm2 if st is not None and not problem else None
         body_reason[lv] = problem
         rows.append(Measurement(lv, VERTEBRAL_BODY, "", "csa_mm2", body_csa[lv], "mm2",
