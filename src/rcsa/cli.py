@@ -327,17 +327,15 @@ def run_cmd(
 ) -> None:
     """Scan to feature table: load, find levels, segment, measure; write DIR (docs/measure.md)."""
     from rcsa.config import load_config
-    from rcsa.pipeline import check_output_dir, run_scan, write_scan_outputs
+    from rcsa.pipeline import run_to_folder
 
     try:
-        check_output_dir(out_dir, overwrite)
-        result = run_scan(
-            path, level_specs=level or [], levels_file=levels_file,
+        result = run_to_folder(
+            path, out_dir, overwrite, level_specs=level or [], levels_file=levels_file,
             config=load_config(config_file), height_m=height_m, tta=tta,
             series_uid=series_uid, correct_tilt=not no_tilt_correction,
             resample_irregular=resample_irregular,
         )
-        write_scan_outputs(result, out_dir, overwrite=overwrite)
     except Exception as exc:
         raise _fail(exc) from None
     _print_measurements(result.measurements)
@@ -378,16 +376,14 @@ def measure_cmd(
 ) -> None:
     """Measure existing masks (manual, TotalSegmentator, other tools) into the rcsa table."""
     from rcsa.config import load_config
-    from rcsa.pipeline import check_output_dir, measure_labels, write_scan_outputs
+    from rcsa.pipeline import measure_to_folder
 
     try:
-        check_output_dir(out_dir, overwrite)
-        result = measure_labels(
-            path, labels, label_map=label_map, body_parts=body_parts, level_specs=level or [],
-            levels_file=levels_file, config=load_config(config_file), height_m=height_m,
-            series_uid=series_uid,
+        result = measure_to_folder(
+            path, labels, out_dir, overwrite, label_map=label_map, body_parts=body_parts,
+            level_specs=level or [], levels_file=levels_file, config=load_config(config_file),
+            height_m=height_m, series_uid=series_uid,
         )
-        write_scan_outputs(result, out_dir, overwrite=overwrite)
     except Exception as exc:
         raise _fail(exc) from None
     _print_measurements(result.measurements)

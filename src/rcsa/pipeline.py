@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,6 +218,28 @@ def run_scan(
          "measure": t_end - t_seg, "total": t_end - t0},
         {"model": model_info, "segmentation_flags": flags},
     )
+
+
+def to_folder(
+    out_dir: str | Path, overwrite: bool, compute: Callable[[], ScanResult]
+) -> ScanResult:
+    """Refuse a non-empty ``out_dir`` before any work, run ``compute``, write the folder."""
+    check_output_dir(Path(out_dir), overwrite)
+    result = compute()
+    write_scan_outputs(result, out_dir, overwrite=overwrite)
+    return result
+
+
+def run_to_folder(path: str | Path, out_dir: str | Path, overwrite: bool = False,
+                  **opts: Any) -> ScanResult:
+    """``rcsa run``: :func:`run_scan` written to ``out_dir``."""
+    return to_folder(out_dir, overwrite, lambda: run_scan(path, **opts))
+
+
+def measure_to_folder(path: str | Path, labels_path: str | Path, out_dir: str | Path,
+                      overwrite: bool = False, **opts: Any) -> ScanResult:
+    """``rcsa measure``: :func:`measure_labels` written to ``out_dir``."""
+    return to_folder(out_dir, overwrite, lambda: measure_labels(path, labels_path, **opts))
 
 
 def _scan_id(path: str | Path) -> str:

@@ -137,7 +137,8 @@ def _table(res: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> str:
+    """Evaluate the model on the sample subjects; returns the table (the caller prints it)."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
@@ -152,8 +153,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     res = evaluate_all(model, not a.no_tta, tuple(a.parts.split(",")))
     if a.json:
         a.json.write_text(json.dumps(res, indent=1) + "\n")
-    print(_table(res))
+    return _table(res)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    sys.stdout.write(main() + "\n")
