@@ -126,7 +126,7 @@ def wide_columns(config: RcsaConfig | None = None) -> list[str]:
         cols += [f"{lv}_{m}_flags", f"{lv}_{m}_reason"]
     for lv in body_levels(cfg):
         cols += [f"{lv}_{VERTEBRAL_BODY}_{q}" for q in BODY_QUANTITIES]
-        cols += [f"{lv}_{VERTEBRAL_BODY}_reason"]
+        cols += [f"{lv}_{VERTEBRAL_BODY}_flags", f"{lv}_{VERTEBRAL_BODY}_reason"]
     return cols
 
 
@@ -176,6 +176,9 @@ class Measurements:
                 row[f"{r.level}_{VERTEBRAL_BODY}_{r.quantity}"] = r.value
                 if r.reason:
                     reasons[f"{r.level}_{VERTEBRAL_BODY}_reason"] = r.reason
+                if r.flag and r.flag not in flags.setdefault(
+                        f"{r.level}_{VERTEBRAL_BODY}_flags", []):
+                    flags[f"{r.level}_{VERTEBRAL_BODY}_flags"].append(r.flag)
                 continue
             row[f"{r.level}_{r.structure}_{r.side}_{r.quantity}"] = r.value
             key = f"{r.level}_{r.structure}"
@@ -326,9 +329,11 @@ def measure(
                                     reason="" if value is not None else reason,
                                     normaliser=norm_text))
     rows += _other_structures(ct, labels, cfg)
+    from rcsa.measure.plausibility import flag_rows  # imports this module
+
     return Measurements(
         scan_id=scan_id,
-        rows=tuple(rows),
+        rows=flag_rows(rows),
         level_map=level_map,
         config=cfg,
         segmentation_source=segmentation_source,
