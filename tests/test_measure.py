@@ -176,3 +176,23 @@ def test_non_empty_output_folder_is_never_overwritten(tmp_path: Path, abdomen: P
     assert r.exit_code == 0, r.output
     assert not (out / "keep.txt").exists() and (out / "features.csv").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_vertebral_body_from_rcsa_model_without_body_parts(tmp_path: Path, abdomen: Path) -> None:
+    """Without --body-parts the normaliser comes from rcsa's own model, and says so; with
+    --no-body-from-model it is empty with a reason (never 0)."""
+    levels = ["--level", "L3=slice:72", "--level", "L4=slice:62", "--level", "L5=slice:50"]
+    base = [abdomen / "ct.nii.gz", "--labels", abdomen / "labels_ts_v2.nii.gz", *levels]
+    _measure([*base, "--out", tmp_path / "model"])
+    w = pd.read_csv(tmp_path / "model" / "features.csv").iloc[0]
+    # reference: vertebra label AND body part 1 (shared README); the sample is training data
+    for lv, ref in (("L3", 1521), ("L4", 1656), ("L5", 1836)):
+        assert w[f"{lv}_vertebral_body_csa_mm2"] == pytest.approx(ref, rel=0.06), lv
+    assert "vertebral body at L3, L4, L5 from rcsa model" in w["segmentation_source"]
+    assert w["L4_psoas_left_csa_mm2"] == 837  # the given muscle masks are untouched
+    assert w["L4_psoas_both_rcsa"] == pytest.approx((837 + 864) / w["L4_vertebral_body_csa_mm2"])
+
+    _measure([*base, "--no-body-from-model", "--out", tmp_path / "none"])
+    w = pd.read_csv(tmp_path / "none" / "features.csv").iloc[0]
+    assert pd.isna(w["L4_vertebral_body_csa_mm2"]) and pd.isna(w["L4_psoas_both_rcsa"])
+    assert "--body-parts" in w["L4_vertebral_body_reason"]

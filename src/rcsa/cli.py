@@ -367,6 +367,14 @@ def measure_cmd(
         typer.Option("--body-parts", help="Vertebral body (1) / posterior elements (2) volume.",
                      readable=False),
     ] = None,
+    body_from_model: Annotated[
+        bool,
+        typer.Option(
+            "--body-from-model/--no-body-from-model",
+            help="Where the labels hold no vertebral body (no --body-parts), take it from rcsa's "
+                 "own segmentation model (on background pixels only); recorded in the output.",
+        ),
+    ] = True,
     level: LevelOpt = None,
     levels_file: LevelsFileOpt = None,
     height_m: HeightOpt = None,
@@ -382,7 +390,7 @@ def measure_cmd(
         result = measure_to_folder(
             path, labels, out_dir, overwrite, label_map=label_map, body_parts=body_parts,
             level_specs=level or [], levels_file=levels_file, config=load_config(config_file),
-            height_m=height_m, series_uid=series_uid,
+            height_m=height_m, series_uid=series_uid, body_from_model=body_from_model,
         )
     except Exception as exc:
         raise _fail(exc) from None

@@ -42,7 +42,7 @@ from rcsa.levels.override import LevelOverride, load_levels_file, parse_level_ov
 from rcsa.levels.run import levels_document
 from rcsa.levels.types import LevelMap
 from rcsa.measure import Measurements, labels_at_levels, measure, wide_columns
-from rcsa.measure.table import LevelLabels
+from rcsa.measure.table import VERTEBRAL_BODY, LevelLabels, body_levels
 from rcsa.segment.classes import RCSA_CLASSES, ClassMap, SegClass
 
 LABEL_MAPS = ("ts_v1", "ts_v2", "rcsa")
@@ -121,6 +121,7 @@ def measure_labels(
     config: RcsaConfig | None = None,
     height_m: float | None = None,
     scan_id: str | None = None,
+    body_from_model: bool = True,
     **load_opts: Any,
 ) -> ScanResult:
     """Measure existing masks: load the CT and the labels, find the levels, measure.
@@ -128,6 +129,10 @@ def measure_labels(
     ``label_map``: ``ts_v1`` / ``ts_v2`` (TotalSegmentator; autochthon split by rule, psoas from
     iliopsoas, vertebral body from ``body_parts``), ``rcsa`` (rcsa class ids), or the path of a
     JSON ``{"<id>": "<name>"}``. A ``.tag`` labels file is read as a Slice-O-Matic tracing.
+
+    The vertebral body (the rCSA normaliser) comes from the labels when they hold it (e.g.
+    ``body_parts`` given); at a level where they do not, ``body_from_model`` fills it from rcsa's
+    own segmentation model, on background pixels only, and says so in the segmentation source.
     """
     t0 = time.perf_counter()
     cfg = config or load_config()
@@ -160,6 +165,13 @@ def measure_labels(
     lm = find_levels(ct, overrides)
     t_levels = time.perf_counter()
     per_level = labels_at_levels(labels, cmap, lm, source)
+    t_model = time.perf_counter()
+    if body_from_model:
+        per_level, cmap, body_note = _vertebral_body_from_model(ct, lm, per_level, cmap, cfg)
+        if body_note:
+            source = f"{source}; {body_note}"
+            notes["vertebral_body_source"] = body_note
+    t_body = time.perf_counter()
     m = measure(ct, lm, per_level, cfg, scan_id=scan_id or _scan_id(path), height_m=height_m,
                 segmentation_source=source)
     t_end = time.perf_counter()
@@ -169,9 +181,53 @@ def measure_labels(
     return ScanResult(
         ct, lm, m, per_level, cmap, inputs,
         {"load": t_load - t0, "labels": t_labels - t_load, "levels": t_levels - t_labels,
-         "measure": t_end - t_levels, "total": t_end - t0},
+         "vertebral_body_model": t_body - t_model,
+         "measure": (t_end - t_levels) - (t_body - t_model), "total": t_end - t0},
         notes,
     )
+
+
+def _has_body(ll: LevelLabels | None, cmap: ClassMap) -> bool:
+    if ll is None or VERTEBRAL_BODY not in cmap.names:
+        return False
+    return bool(np.any(ll.labels == cmap.id_of(VERTEBRAL_BODY)))
+
+
+def _vertebral_body_from_model(
+    ct: CTVolume, lm: LevelMap, per_level: Mapping[str, LevelLabels], cmap: ClassMap,
+    cfg: RcsaConfig,
+) -> tuple[dict[str, LevelLabels], ClassMap, str]:
+    """Fill the vertebral body at body levels whose labels lack it, from rcsa's model.
+
+    Model pixels are written only where the given labels are background, so the user's masks
+    are never changed. Returns the new per-level labels, the (possibly extended) class map and
+    a note naming the levels and the model ("" when nothing was needed).
+    """
+    need = [lv for lv in body_levels(cfg)
+            if lv in per_level and not _has_body(per_level[lv], cmap)]
+    out = dict(per_level)
+    if not need:
+        return out, cmap, ""
+    from rcsa.measure.sources import labels_from_segmentation
+    from rcsa.segment import segment
+
+    if VERTEBRAL_BODY not in cmap.names:
+        cmap = ClassMap((*cmap.classes, SegClass(max(c.id for c in cmap.classes) + 1,
+                                                 VERTEBRAL_BODY, None, None)))
+    body_id = cmap.id_of(VERTEBRAL_BODY)
+    result = segment(ct, lm, names=need)
+    model = labels_from_segmentation(result)
+    for lv in need:
+        pred = model[lv]
+        body = (pred.labels == pred.class_map.id_of(VERTEBRAL_BODY)) & (per_level[lv].labels == 0)
+        labels = np.array(per_level[lv].labels, dtype=np.uint8 if body_id < 256 else np.uint16)
+        labels[body] = body_id
+        old = per_level[lv]
+        out[lv] = LevelLabels(lv, old.slice_index, labels, cmap, old.source, old.flags)
+    info = dict(result.model_info)
+    note = (f"vertebral body at {', '.join(need)} from rcsa model {info.get('name', '')} "
+            f"(sha256 {str(info.get('sha256', ''))[:12]})")
+    return out, cmap, note
 
 
 def run_scan(
