@@ -220,7 +220,7 @@ def _vertebral_body_from_model(
     for lv in need:
         pred = model[lv]
         body = (pred.labels == pred.class_map.id_of(VERTEBRAL_BODY)) & (per_level[lv].labels == 0)
-        labels = np.array(per_level[lv].labels, dtype=np.uint8 if body_id < 256 else np.uint16)
+        labels: npt.NDArray[np.integer] = np.array(per_level[lv].labels, dtype=np.int32)
         labels[body] = body_id
         old = per_level[lv]
         out[lv] = LevelLabels(lv, old.slice_index, labels, cmap, old.source, old.flags)
