@@ -42,7 +42,7 @@ from rcsa.levels.override import LevelOverride, load_levels_file, parse_level_ov
 from rcsa.levels.run import levels_document
 from rcsa.levels.types import LevelMap
 from rcsa.measure import Measurements, labels_at_levels, measure, wide_columns
-from rcsa.measure.table import VERTEBRAL_BODY, LevelLabels, body_levels
+from rcsa.measure.table import VERTEBRAL_BODY, LevelLabels, body_levels, level_names
 from rcsa.segment.classes import RCSA_CLASSES, ClassMap, SegClass
 
 LABEL_MAPS = ("ts_v1", "ts_v2", "rcsa")
@@ -239,10 +239,16 @@ def run_scan(
     height_m: float | None = None,
     scan_id: str | None = None,
     tta: bool = False,
+    all_levels: bool = False,
     **load_opts: Any,
 ) -> ScanResult:
-    """The whole pipeline for one scan: load -> levels -> segment (rcsa's shipped model, on
-    every found level) -> measure. Torch is imported here, lazily."""
+    """The whole pipeline for one scan: load -> levels -> segment (rcsa's shipped model) ->
+    measure. Torch is imported here, lazily.
+
+    Segmentation runs on the found levels that the feature table measures (the configured
+    muscle levels and the vertebral-body levels, ``rcsa.measure.table.level_names``), or on every
+    found level with ``all_levels``.
+    """
     from rcsa.measure.sources import labels_from_segmentation
     from rcsa.segment import segment
 
@@ -253,12 +259,13 @@ def run_scan(
     t_load = time.perf_counter()
     lm = find_levels(ct, overrides)
     t_levels = time.perf_counter()
-    found = [n for n, lv in lm.levels.items() if lv.found]
+    wanted = None if all_levels else set(level_names(cfg))
+    found = [n for n, lv in lm.levels.items() if lv.found and (wanted is None or n in wanted)]
     per_level: dict[str, LevelLabels] = {}
     model_info: dict[str, Any] = {}
     cmap = RCSA_CLASSES
     if found:
-        result = segment(ct, lm, tta=tta)
+        result = segment(ct, lm, names=found, tta=tta)
         per_level = labels_from_segmentation(result)
         cmap = result.class_map
         model_info = dict(result.model_info)

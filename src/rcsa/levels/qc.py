@@ -82,7 +82,7 @@ def write_qc_png(
     try:
         atomic_write(
             out,
-            lambda tmp: fig.savefig(tmp, format="png"),
+            lambda tmp: fig.savefig(tmp, format="png", pil_kwargs={"compress_level": 1}),
             overwrite=overwrite,
             create_parent=True,
         )

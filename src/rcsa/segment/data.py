@@ -92,6 +92,25 @@ def _zoom_to(arr: npt.NDArray[Any], shape: tuple[int, int], order: int) -> npt.N
     )
 
 
+def zoom_linear(stack: npt.NDArray[Any], shape: tuple[int, int]) -> F32:
+    """Bilinear resampling of every channel of ``stack`` (C, h, w) to (C, *shape).
+
+    Same sampling as ``_zoom_to(..., order=1)`` (pixel-area grid, edge values repeated: scipy's
+    ``grid_mode=True, mode="nearest"``), done by torch on all channels at once: about ten
+    times faster than one scipy ``zoom`` per channel on a 512 x 512 slice.
+    """
+    import torch
+
+    arr = np.ascontiguousarray(stack, dtype=np.float32)
+    if tuple(arr.shape[1:]) == tuple(shape):
+        return arr
+    with torch.no_grad():
+        t = torch.from_numpy(arr)[None]
+        out = torch.nn.functional.interpolate(t, size=tuple(shape), mode="bilinear",
+                                              align_corners=False)
+    return np.asarray(out[0].numpy(), dtype=np.float32)
+
+
 def slice_stack(ct: CTVolume, k: int, pre: Preprocessing) -> F32:
     """Network input for slice ``k``: (channels, H, W) at ``pre.spacing_mm``, normalised."""
     nk = ct.voxels.shape[0]
@@ -112,8 +131,7 @@ def slice_stack(ct: CTVolume, k: int, pre: Preprocessing) -> F32:
             sigma.append(extra / sp)
         if max(sigma) > 0.05:
             chans = [ndimage.gaussian_filter(c, sigma, mode="nearest") for c in chans]
-    stack = np.stack([_zoom_to(normalise(c, pre), shape, 1) for c in chans])
-    return stack.astype(np.float32)
+    return zoom_linear(np.stack([normalise(c, pre) for c in chans]), shape)
 
 
 def resample_labels(labels: npt.NDArray[Any], shape: tuple[int, int]) -> npt.NDArray[np.uint8]:
@@ -123,4 +141,4 @@ def resample_labels(labels: npt.NDArray[Any], shape: tuple[int, int]) -> npt.NDA
 
 def probabilities_to_native(probs: F32, native_shape: tuple[int, int]) -> F32:
     """(C, h, w) probabilities at the model spacing -> (C, rows, cols) of the CT slice."""
-    return np.stack([_zoom_to(p, native_shape, 1) for p in probs]).astype(np.float32)
+    return zoom_linear(probs, native_shape)

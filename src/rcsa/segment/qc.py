@@ -79,5 +79,5 @@ def overlay_png(
     draw.text((4, 2), "R", fill=(255, 255, 0))
     draw.text((img.width - 12, 2), "L", fill=(255, 255, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    canvas.save(path, compress_level=1)  # QC images: fast, not small
     return path
