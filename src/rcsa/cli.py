@@ -320,6 +320,12 @@ def run_cmd(
     height_m: HeightOpt = None,
     config_file: ConfigOpt = None,
     tta: Annotated[bool, typer.Option("--tta", help="Add a left-right mirrored pass.")] = False,
+    all_levels: Annotated[
+        bool,
+        typer.Option("--all-levels",
+                     help="Segment every found level (T12-S1 and pelvic), not only the levels "
+                          "the feature table measures."),
+    ] = False,
     overwrite: OverwriteDirOpt = False,
     series_uid: SeriesUidOpt = None,
     no_tilt_correction: NoTiltOpt = False,
@@ -333,7 +339,7 @@ def run_cmd(
         result = run_to_folder(
             path, out_dir, overwrite, level_specs=level or [], levels_file=levels_file,
             config=load_config(config_file), height_m=height_m, tta=tta,
-            series_uid=series_uid, correct_tilt=not no_tilt_correction,
+            all_levels=all_levels, series_uid=series_uid, correct_tilt=not no_tilt_correction,
             resample_irregular=resample_irregular,
         )
     except Exception as exc:
