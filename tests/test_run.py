@@ -43,6 +43,11 @@ def test_run_writes_the_documented_folder(run_out: Path) -> None:
     assert seg.shape == (112, 101, 122)
     assert int((seg.reshape(112, -1).max(axis=1) > 0).sum()) == len(
         [p for p in (run_out / "qc").iterdir() if p.name != "levels.png"])
+    # by default only the levels the feature table measures are segmented
+    from rcsa.measure.table import level_names
+
+    assert {p.stem for p in (run_out / "qc").iterdir() if p.name != "levels.png"} == set(
+        level_names(load_config()))
 
 
 def test_run_values_are_close_to_reference_labels(run_out: Path) -> None:
