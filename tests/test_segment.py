@@ -128,6 +128,46 @@ def test_impossible_muscles_removed_at_lumbar_levels() -> None:
     assert info["pixels_removed_implausible_at_level"] == 0
 
 
+def test_gluteal_ceiling_from_pelvic_landmarks() -> None:
+    from rcsa.levels.types import Level, LevelMap
+    from rcsa.segment.postprocess import banned_classes, gluteal_ceiling
+
+    def lm(**status: str) -> LevelMap:
+        levels = {}
+        for n in ("T12", "L1", "L2", "L3", "L4", "L5", "S1", "iliac_crest_top", "sij_lower",
+                  "femoral_head_top"):
+            st = status.get(n, "missing")
+            levels[n] = Level(n, st, 50 if st == "found" else None,  # type: ignore[arg-type]
+                              reason="" if st == "found" else "x")
+        return LevelMap(levels)
+
+    # crest found at slice 50, 3 mm slices: gluteal muscles up to 50 + ceil(10 / 3) = 54
+    assert gluteal_ceiling(lm(L3="found", iliac_crest_top="found"), 3.0, 100) == 54
+    # a pelvic level but no crest: the crest is above the scan, no restriction
+    assert gluteal_ceiling(lm(L5="found", S1="found", sij_lower="found"), 3.0, 100) is None
+    # spine (even unanchored) and no pelvis: nowhere
+    assert gluteal_ceiling(lm(T12="ambiguous", L1="ambiguous"), 2.0, 20) == -1
+    # nothing known: no restriction
+    assert gluteal_ceiling(None, 2.0, 20) is None
+    gl = {C.GMAX_L, C.GMAX_R, C.GMED_L, C.GMED_R}
+    assert set(banned_classes(C.RCSA_CLASSES, "k07", 7, -1)) == gl
+    assert banned_classes(C.RCSA_CLASSES, "femoral_head_top", 10, None) == []
+    assert set(banned_classes(C.RCSA_CLASSES, "L3", 10, None)) == gl
+
+
+def test_no_gluteal_muscle_in_a_scan_above_the_pelvis(thoracolumbar: Path) -> None:
+    """The thoracolumbar DICOM (T11-T12) has no pelvis: with the level map no slice may hold
+    gluteal muscle; each pixel takes its most probable possible class instead."""
+    from rcsa.levels import find_levels
+
+    ct = load(thoracolumbar / "dicom")
+    slices = {f"k{k}": k for k in range(0, ct.voxels.shape[0], 4)}
+    res = segment(ct, slices, level_map=find_levels(ct))
+    gl = [C.GMAX_L, C.GMAX_R, C.GMED_L, C.GMED_R]
+    assert not any(np.isin(lv.labels, gl).any() for lv in res)
+    assert res.model_info["gluteal_ceiling_slice"] == -1
+
+
 def test_level_slices_accepts_mapping_and_level_map() -> None:
     assert level_slices({"L3": 72, "L4": 62}, ["L4"]) == [("L4", 62)]
     from rcsa.levels.types import Level, LevelMap

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rcsa.io import load, load_labels, read_tag
+from rcsa.levels import find_levels
 from rcsa.segment import classes as C
 from rcsa.segment.infer import segment
 from rcsa.segment.model import LoadedModel, load_model
@@ -84,7 +85,9 @@ def evaluate_b(model: LoadedModel, tta: bool = True, root: Path = SAMPLE) -> dic
     ref = convert_labels(ct, load_labels(d / "labels_ts_v2.nii.gz", like=ct), "ts_v2"
                          ).labels.voxels
     levels = {f"k{k:02d}": k for k in range(ct.voxels.shape[0])}
-    res = segment(ct, levels, model=model, tta=tta)
+    # every slice, unnamed; the pelvic landmarks come from rcsa's own level finder (as in
+    # production), not from the reference labels
+    res = segment(ct, levels, model=model, tta=tta, level_map=find_levels(ct))
     pred = np.stack([lv.labels for lv in res])
     per = per_class_dice(pred, ref)
     return {

@@ -17,7 +17,7 @@ from rcsa.io import CTVolume, Geometry
 from rcsa.segment.classes import ClassMap
 from rcsa.segment.data import probabilities_to_native, slice_stack
 from rcsa.segment.model import LoadedModel, load_model
-from rcsa.segment.postprocess import postprocess
+from rcsa.segment.postprocess import banned_classes, gluteal_ceiling, postprocess
 
 #: Below this mean soft-max probability inside a predicted class, the level gets a QC flag.
 LOW_CONFIDENCE = 0.75
@@ -176,6 +176,7 @@ def segment(
     tta: bool = False,
     post: bool = True,
     device: str | None = None,
+    level_map: Any = None,
 ) -> SegmentationResult:
     """Segment the axial slice of each level.
 
@@ -183,6 +184,13 @@ def segment(
     level name -> slice index in the canonical volume. ``names`` restricts the levels.
     ``model`` defaults to the shipped one (checksum verified). ``tta`` adds a left-right
     mirrored pass. ``post`` applies side consistency and per-class largest component.
+
+    Anatomical plausibility acts on the probabilities before the arg-max: classes impossible
+    on a slice get probability 0, so each pixel takes its most probable *possible* class.
+    Gluteal muscles are impossible at T11-L3 and, from the level map's pelvic landmarks
+    (``levels`` itself when it is a LevelMap, else ``level_map``), above the iliac crest or
+    anywhere in a scan whose spine is present and pelvis absent
+    (:func:`rcsa.segment.postprocess.gluteal_ceiling`).
     """
     t0 = time.time()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -190,6 +198,8 @@ def segment(
     m.network.to(dev)
     m.network.eval()
     pairs = level_slices(levels, names)
+    anatomy = levels if hasattr(levels, "levels") else level_map
+    ceiling = gluteal_ceiling(anatomy, abs(float(ct.spacing_mm[2])), int(ct.voxels.shape[0]))
     if not pairs:
         raise InputError("no level to segment: none was found or given")
     nk = ct.voxels.shape[0]
@@ -204,6 +214,9 @@ def segment(
         stack = slice_stack(ct, k, m.preprocessing)
         probs = predict_stack(m.network, stack, dev, m.preprocessing.patch_size, tta, perm)
         probs = probabilities_to_native(probs, native)
+        banned = banned_classes(cmap, name, k, ceiling) if post else []
+        if banned:
+            probs[banned] = 0.0
         labels = probs.argmax(0).astype(np.uint8)
         info: dict[str, int] = {}
         if post:
@@ -219,6 +232,7 @@ def segment(
             )
         )
     info_meta = {
+        "gluteal_ceiling_slice": ceiling,
         "name": str(m.metadata.get("name", m.path.parent.name)),
         "metadata": str(m.path),
         "sha256": m.metadata.get("weights", {}).get("sha256"),

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,52 @@ def largest_component(labels: npt.NDArray[Any], class_map: ClassMap) -> tuple[U8
 IMPOSSIBLE_AT_LEVEL: dict[str, tuple[str, ...]] = {
     level: ("gluteus_maximus", "gluteus_medius") for level in ("T11", "T12", "L1", "L2", "L3")
 }
+
+
+GLUTEAL = ("gluteus_maximus", "gluteus_medius")
+#: Gluteal muscles may reach this far above the top of the iliac crest (mm): gluteus medius
+#: arises from the outer ilium just below the crest, gluteus maximus lower still.
+GLUTEAL_ABOVE_CREST_MM = 10.0
+SPINE_LEVELS = ("T12", "L1", "L2", "L3", "L4", "L5", "S1")
+
+
+def gluteal_ceiling(level_map: Any, slice_mm: float, n_slices: int) -> int | None:
+    """The highest slice index (canonical, k = 0 most inferior) at which gluteal muscles can
+    appear, from the level map's pelvic landmarks; ``-1`` = nowhere in this scan; ``None`` =
+    unknown (no restriction).
+
+    * iliac crest top found at ``k``: ``k`` + 10 mm;
+    * crest missing but a pelvic level (S1, sacroiliac joints, femoral heads) found: the crest
+      lies above the scan, so every slice may hold gluteal muscle (no restriction);
+    * no pelvis at all while the spine is in the scan (a vertebra found or ambiguous): the scan
+      lies above the pelvis, so no slice can hold gluteal muscle (``-1``).
+    """
+    levels = getattr(level_map, "levels", None)
+    if not isinstance(levels, Mapping):
+        return None
+    crest = levels.get("iliac_crest_top")
+    if crest is not None and crest.status == "found" and crest.slice_index is not None:
+        margin = int(np.ceil(GLUTEAL_ABOVE_CREST_MM / max(slice_mm, 1e-6)))
+        return min(int(crest.slice_index) + margin, n_slices - 1)
+    pelvic = ("S1", "sij_lower", "femoral_head_top")
+    if any(levels.get(n) is not None and levels[n].status == "found" for n in pelvic):
+        return None
+    spine = any(levels.get(n) is not None and levels[n].status in ("found", "ambiguous")
+                for n in SPINE_LEVELS if n != "S1")
+    no_pelvis = all(levels.get(n) is not None and levels[n].status == "missing"
+                    for n in ("iliac_crest_top", "sij_lower", "femoral_head_top"))
+    if spine and no_pelvis:
+        return -1
+    return None
+
+
+def banned_classes(class_map: ClassMap, level: str | None, k: int, ceiling: int | None
+                   ) -> list[int]:
+    """Class ids that cannot appear on slice ``k`` named ``level``."""
+    banned = set(IMPOSSIBLE_AT_LEVEL.get(level or "", ()))
+    if ceiling is not None and k > ceiling:
+        banned |= set(GLUTEAL)
+    return [c.id for c in class_map.classes if c.muscle in banned]
 
 
 def implausible_removed(labels: npt.NDArray[Any], class_map: ClassMap, level: str | None
