@@ -352,6 +352,27 @@ def test_dicom_file_with_nifti_suffix(tmp_path: Path) -> None:
     refused(CorruptFileError, where, where, "cannot read nifti image")
 
 
+@pytest.mark.parametrize(("name", "keep"), [
+    ("ct.nii.gz", 0.5), ("ct.nii.gz", 2000), ("ct.nii", 0.5), ("ct.nii", -100),
+])
+def test_truncated_nifti_is_refused(tmp_path: Path, name: str, keep: float) -> None:
+    """ITK's NIfTI reader zero-fills a truncated file; rcsa must refuse it (half the file, the
+    first 2000 bytes, the last 100 bytes missing)."""
+    import SimpleITK as sitk
+
+    sample = Path(__file__).resolve().parents[1] / "sample_data/ct_abdomen_pelvis/ct.nii.gz"
+    full = tmp_path / f"full_{name}"
+    sitk.WriteImage(sitk.ReadImage(str(sample)), str(full), useCompression=name.endswith("gz"))
+    data = full.read_bytes()
+    cut = int(len(data) * keep) if 0 < keep < 1 else int(keep)
+    where = tmp_path / name
+    where.write_bytes(data[:cut])
+    refused(CorruptFileError, where, where, "truncated")
+    with pytest.raises(CorruptFileError):
+        load_labels(where)
+    assert load(full).size_voxels == (122, 101, 112)  # the intact file still loads
+
+
 def test_folder_passed_as_nifti_path(tmp_path: Path) -> None:
     where = tmp_path / "labels.nii.gz"
     where.mkdir()

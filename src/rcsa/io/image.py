@@ -8,7 +8,10 @@ orientation with :func:`rcsa.io.orientation.canonicalize`.
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -62,6 +65,57 @@ def check_readable(path: Path) -> None:
         raise InputNotReadableError(f"cannot read file ({exc.strerror or exc})", path) from exc
 
 
+def _gzip_size(path: Path) -> int:
+    """Decompressed size of a gzip file; a truncated or damaged stream raises."""
+    total = 0
+    with gzip.open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            total += len(chunk)
+    return total
+
+
+def check_nifti_complete(path: Path) -> None:
+    """Refuse a NIfTI file that holds less voxel data than its header describes.
+
+    ITK's NIfTI reader silently fills the missing part of a truncated ``.nii`` / ``.nii.gz``
+    with zeros (NRRD and MetaImage readers refuse such files themselves). For ``.nii.gz`` the
+    gzip trailer's size field is compared first; only when it disagrees is the stream read
+    through, which also catches a damaged stream.
+    """
+    import nibabel as nib
+
+    try:
+        img: Any = nib.load(str(path))
+        hdr: Any = img.header
+        shape = tuple(int(d) for d in hdr.get_data_shape())
+        itemsize = int(hdr.get_data_dtype().itemsize)
+        offset = int(getattr(img.dataobj, "offset", hdr.get_data_offset()))
+    except Exception:  # not a readable NIfTI header: SimpleITK's reader names the problem
+        return
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * itemsize
+    if path.name.lower().endswith(".gz"):
+        size = path.stat().st_size
+        trailer = -1
+        if size >= 18:
+            with open(path, "rb") as fh:
+                fh.seek(-4, os.SEEK_END)
+                trailer = int.from_bytes(fh.read(4), "little")
+        if trailer == expected % (1 << 32):  # the usual case: one member, nothing after it
+            return
+        try:
+            actual = _gzip_size(path)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise CorruptFileError(
+                f"truncated or damaged gzip stream ({exc}); the header describes "
+                f"{expected} bytes of image data", path) from exc
+    else:
+        actual = path.stat().st_size
+    if actual < expected:
+        raise CorruptFileError(
+            f"truncated: the header describes {expected} bytes (voxels {'x'.join(map(str, shape))}"
+            f" of {itemsize} bytes from offset {offset}) but the file holds {actual}", path)
+
+
 def _read_sitk(path: Path) -> tuple[npt.NDArray[Any], Geometry, str]:
     check_readable(path)
     fmt = image_format(path)
@@ -69,6 +123,8 @@ def _read_sitk(path: Path) -> tuple[npt.NDArray[Any], Geometry, str]:
         raise UnsupportedFormatError(
             "unknown image format (expected .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd)", path
         )
+    if fmt == "nifti":
+        check_nifti_complete(path)
     try:
         # the IO the suffix names: ITK would otherwise pick a reader by content (a DICOM file
         # named .nii.gz would load through GDCM, bypassing every DICOM check)
