@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rcsa.config import load_config
 from rcsa.io import load, load_labels, read_tag
 from rcsa.levels import find_levels
 from rcsa.segment import classes as C
@@ -108,9 +109,18 @@ def evaluate_c(model: LoadedModel, tta: bool = True, root: Path = SAMPLE) -> dic
     pred = np.isin(lv.labels, muscle_ids)
     traced = tag.voxels[0] == 1
     inside = float((pred & traced).sum()) / max(1, int(pred.sum()))
+    # the Alberta protocol counts as muscle only the pixels at -29..150 HU inside the muscle
+    # outline (the tracing holds no others); the same rule applied to the prediction gives
+    # its "lean" muscle pixels (rcsa's lean_csa_mm2)
+    lo, hi = load_config().measure.lean_hu
+    hu = ct.voxels[0]
+    lean = pred & (hu >= lo) & (hu <= hi)
+    lean_inside = float((lean & traced).sum()) / max(1, int(lean.sum()))
     return {
         "predicted_muscle_px": int(pred.sum()),
         "share_inside_traced_muscle": round(inside, 4),
+        "predicted_lean_muscle_px": int(lean.sum()),
+        "share_inside_traced_muscle_lean_px": round(lean_inside, 4),
         "traced_muscle_px": int(traced.sum()),
         "share_of_traced_covered": round(float((pred & traced).sum()) / max(1, traced.sum()), 4),
         "areas_mm2": {k: round(v, 1) for k, v in lv.areas_mm2().items() if v > 0},
