@@ -168,6 +168,24 @@ def test_no_gluteal_muscle_in_a_scan_above_the_pelvis(thoracolumbar: Path) -> No
     assert res.model_info["gluteal_ceiling_slice"] == -1
 
 
+def test_muscle_far_from_the_vertebral_body_is_removed() -> None:
+    """A 'psoas' in the arm (Alberta slice failure) is dropped; one beside the body stays."""
+    from rcsa.segment.postprocess import far_from_body_removed
+
+    lab = np.zeros((300, 300), np.uint8)
+    lab[140:170, 140:170] = C.RCSA_CLASSES.id_of("vertebral_body")  # 30 x 30 mm at 1 mm
+    lab[150:165, 175:190] = C.RCSA_CLASSES.id_of("psoas_left")  # 5 mm from the body
+    lab[150:160, 280:290] = C.RCSA_CLASSES.id_of("psoas_right")  # 110 mm away: the arm
+    lab[175:200, 130:150] = C.RCSA_CLASSES.id_of("erector_spinae_right")  # 5 mm away
+    out, removed = far_from_body_removed(lab, C.RCSA_CLASSES, 1.0)
+    assert removed == 100 and not (out == C.RCSA_CLASSES.id_of("psoas_right")).any()
+    assert (out == C.RCSA_CLASSES.id_of("psoas_left")).sum() == 225
+    assert (out == C.RCSA_CLASSES.id_of("erector_spinae_right")).sum() == 500
+    # no vertebral body on the slice (pelvic levels): nothing removed
+    lab[lab == C.RCSA_CLASSES.id_of("vertebral_body")] = 0
+    assert far_from_body_removed(lab, C.RCSA_CLASSES, 1.0)[1] == 0
+
+
 def test_level_slices_accepts_mapping_and_level_map() -> None:
     assert level_slices({"L3": 72, "L4": 62}, ["L4"]) == [("L4", 62)]
     from rcsa.levels.types import Level, LevelMap

@@ -167,10 +167,53 @@ def implausible_removed(labels: npt.NDArray[Any], class_map: ClassMap, level: st
     return out, int(m.sum())
 
 
+#: Farthest a component of each muscle may lie from the vertebral body's edge on the same slice
+#: (mm). Psoas arises from the vertebral bodies and transverse processes; the paraspinal muscles
+#: lie in the grooves beside the spinous processes. Generous limits that still reject masks in
+#: the arms, the abdominal wall or the bowel.
+MAX_MM_FROM_BODY: dict[str, float] = {"psoas": 40.0, "multifidus": 70.0, "erector_spinae": 120.0}
+#: Below this vertebral body area (mm2) on the slice the distance rule does not act.
+MIN_BODY_MM2 = 300.0
+
+
+def far_from_body_removed(labels: npt.NDArray[Any], class_map: ClassMap, spacing_mm: float
+                          ) -> tuple[U8, int]:
+    """Drop muscle components farther from the vertebral body than :data:`MAX_MM_FROM_BODY`.
+
+    Acts only where the slice has a vertebral body of at least :data:`MIN_BODY_MM2` (not at
+    pelvic levels below the spine). Returns (labels, pixels removed).
+    """
+    out = np.asarray(labels, np.uint8).copy()
+    if "vertebral_body" not in class_map.names:
+        return out, 0
+    body = out == class_map.id_of("vertebral_body")
+    if body.sum() * spacing_mm**2 < MIN_BODY_MM2:
+        return out, 0
+    dist = ndimage.distance_transform_edt(~body, sampling=(spacing_mm, spacing_mm))
+    removed = 0
+    for c in class_map.classes:
+        limit = MAX_MM_FROM_BODY.get(c.muscle or "")
+        if limit is None:
+            continue
+        m = out == c.id
+        if not m.any():
+            continue
+        comps, n = ndimage.label(m, structure=np.ones((3, 3)))
+        nearest = ndimage.minimum(dist, comps, index=np.arange(1, n + 1))
+        for i, d in enumerate(np.atleast_1d(nearest), start=1):
+            if d > limit:
+                drop = comps == i
+                removed += int(drop.sum())
+                out[drop] = 0
+    return out, removed
+
+
 def postprocess(labels: npt.NDArray[Any], class_map: ClassMap, spacing_x_mm: float,
                 level: str | None = None, hu: npt.NDArray[Any] | None = None
                 ) -> tuple[U8, dict[str, int]]:
     lab, implausible = implausible_removed(labels, class_map, level)
+    lab, far = far_from_body_removed(lab, class_map, spacing_x_mm)
+    implausible += far
     lab, relabelled = side_consistency(lab, class_map, spacing_x_mm, hu=hu)
     lab, removed = largest_component(lab, class_map)
     return lab, {"components_relabelled_side": relabelled, "pixels_removed_small": removed,
