@@ -35,7 +35,7 @@ TARGET_RSS_MB = 2048.0
 
 
 def child(folder: str) -> None:
-X
+    import rcsa.segment.infer  # noqa: F401  (torch + MONAI imports: untimed, like SimpleITK's)
     from rcsa.pipeline import run_scan, write_scan_outputs
 
     with tempfile.TemporaryDirectory(prefix="rcsa-run-bench-") as tmp:
