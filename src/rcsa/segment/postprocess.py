@@ -180,13 +180,17 @@ def far_from_body_removed(labels: npt.NDArray[Any], class_map: ClassMap, spacing
                           ) -> tuple[U8, int]:
     """Drop muscle components farther from the vertebral body than :data:`MAX_MM_FROM_BODY`.
 
-    Acts only where the slice has a vertebral body of at least :data:`MIN_BODY_MM2` (not at
-    pelvic levels below the spine). Returns (labels, pixels removed).
+    The distance is measured from the largest connected component of the vertebral body
+    class. Acts only where that body has at least :data:`MIN_BODY_MM2` (not at pelvic levels
+    below the spine). Returns (labels, pixels removed).
     """
     out = np.asarray(labels, np.uint8).copy()
     if "vertebral_body" not in class_map.names:
         return out, 0
     body = out == class_map.id_of("vertebral_body")
+    comps, n = ndimage.label(body)
+    if n > 1:  # the body itself: its largest component (stray 'body' pixels must not anchor)
+        body = comps == (int(np.argmax(np.bincount(comps.ravel())[1:])) + 1)
     if body.sum() * spacing_mm**2 < MIN_BODY_MM2:
         return out, 0
     dist = ndimage.distance_transform_edt(~body, sampling=(spacing_mm, spacing_mm))
