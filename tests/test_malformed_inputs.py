@@ -373,6 +373,14 @@ def test_truncated_nifti_is_refused(tmp_path: Path, name: str, keep: float) -> N
     assert load(full).size_voxels == (122, 101, 112)  # the intact file still loads
 
 
+def test_label_volume_passed_as_ct_is_refused() -> None:
+    """A segmentation (integer values 0..117) is not a CT in HU: refused with the hint."""
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "ct_abdomen_pelvis"
+    where = sample / "labels_ts_v2.nii.gz"
+    refused(UnsupportedFormatError, where, where, "label or mask volume")
+    assert load_labels(where).voxels.max() == 117  # the same file is fine as labels
+
+
 def test_folder_passed_as_nifti_path(tmp_path: Path) -> None:
     where = tmp_path / "labels.nii.gz"
     where.mkdir()

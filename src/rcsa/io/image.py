@@ -38,6 +38,10 @@ IMAGE_SUFFIXES = {
     ".mhd": "metaimage",
 }
 
+#: An integer volume with no value outside 0..LABEL_MAX_VALUE cannot be a CT in HU (air is
+#: -1000, fat about -100): it is refused as a label / mask volume.
+LABEL_MAX_VALUE = 255
+
 _SITK_IO = {"nifti": "NiftiImageIO", "nrrd": "NrrdImageIO", "metaimage": "MetaImageIO"}
 
 
@@ -181,7 +185,13 @@ def load_image(path: Path) -> CTVolume:
     arr, geometry, fmt = _read_sitk(path)
     voxels, geometry = canonicalize(_to_hu_dtype(arr), geometry)
     warnings: list[str] = []
-    if voxels.size and float(voxels.min()) >= 0:
+    lo = float(voxels.min()) if voxels.size else 0.0
+    hi = float(voxels.max()) if voxels.size else 0.0
+    if np.issubdtype(arr.dtype, np.integer) and lo >= 0 and hi <= LABEL_MAX_VALUE:
+        raise UnsupportedFormatError(
+            f"values {lo:.0f}..{hi:.0f} only: this looks like a label or mask volume, not a CT in "
+            "Hounsfield units (pass it as --labels)", path)
+    if voxels.size and lo >= 0:
         warnings.append(
             "no negative values: the file may not be in Hounsfield units (missing rescale?)"
         )
