@@ -10,6 +10,8 @@ Exit codes (documented in ``docs/cli.md``):
 4    input refused: unsupported format, corrupt file, not CT, inconsistent series, ...
 5    geometry mismatch between inputs that must share a grid (e.g. CT and labels)
 6    output exists and ``--overwrite`` was not given
+7    ``rcsa batch`` finished with failed cases (successes are written), or cannot run
+8    PACS / DICOMweb: no server configured, server unreachable or refused a request
 ==== ===============================================================================
 """
 
@@ -29,12 +31,15 @@ from rich.table import Table
 
 from rcsa import __version__
 from rcsa.errors import (
+    BatchError,
     EmptyInputError,
     GeometryError,
     InputError,
     InputNotFoundError,
     InputNotReadableError,
     OutputExistsError,
+    PacsError,
+    PacsQueryError,
     RcsaError,
 )
 
@@ -45,6 +50,8 @@ EXIT_NOT_FOUND = 3
 EXIT_INPUT_REFUSED = 4
 EXIT_GEOMETRY = 5
 EXIT_OUTPUT_EXISTS = 6
+EXIT_BATCH_FAILED = 7
+EXIT_PACS = 8
 
 #: Most specific class first; the first ``isinstance`` match decides the exit code.
 EXIT_CODES: tuple[tuple[type[RcsaError], int], ...] = (
@@ -54,6 +61,9 @@ EXIT_CODES: tuple[tuple[type[RcsaError], int], ...] = (
     (InputError, EXIT_INPUT_REFUSED),
     (GeometryError, EXIT_GEOMETRY),
     (OutputExistsError, EXIT_OUTPUT_EXISTS),
+    (BatchError, EXIT_BATCH_FAILED),
+    (PacsQueryError, EXIT_USAGE),
+    (PacsError, EXIT_PACS),
     (RcsaError, EXIT_INTERNAL),
 )
 
@@ -442,6 +452,21 @@ def _print_measurements(m: Any) -> None:
 from rcsa.segment.cli import register as _register_segment  # noqa: E402
 
 _register_segment(app, _fail)
+
+# screening report: rcsa screen (rcsa.report imported lazily inside)
+from rcsa.report.cli import register as _register_screen  # noqa: E402
+
+_register_screen(app, _fail)
+
+# batch processing: rcsa batch (rcsa.batch imported lazily inside)
+from rcsa.batch.cli import register as _register_batch  # noqa: E402
+
+_register_batch(app, _fail, EXIT_BATCH_FAILED)
+
+# PACS over DICOMweb: rcsa pacs query / retrieve / push / export-dicom (lazy imports inside)
+from rcsa.pacs.cli import register as _register_pacs  # noqa: E402
+
+_register_pacs(app, _fail)
 
 
 # ----------------------------------------------------------------------------- nomogram

@@ -25,11 +25,24 @@ Hierarchy::
     │   │   └── SeriesNotFoundError      --series-uid names no series in the input
     │   ├── ModelSpecError               nomogram model spec invalid (schema, values)
     │   ├── DataError                    data table unusable (missing column, one class, ...)
-    │   └── ScoringError                 a patient cannot be scored (missing predictor, ...)
+    │   ├── ScoringError                 a patient cannot be scored (missing predictor, ...)
+    │   ├── ManifestError                batch manifest CSV unusable (missing column, bad row)
+    │   ├── CaseIdError                  batch case ids duplicated or not usable as folder names
+    │   └── DicomExportError             an rcsa run cannot be written as DICOM SEG / SR
+    │       └── EmptySegmentationError   no rcsa class on any level slice: nothing to export
     ├── GeometryError                    two volumes that should share a grid do not
     ├── OutputExistsError                output exists and --overwrite was not given
-    └── ModelError                       segmentation model unusable (missing, invalid)
-        └── ModelChecksumError           weights do not match the sha256 in metadata.json
+    ├── ModelError                       segmentation model unusable (missing, invalid)
+    │   └── ModelChecksumError           weights do not match the sha256 in metadata.json
+    ├── ReportError                      a screening report cannot be made (PDF engine missing)
+    ├── BatchError                       a batch cannot run in its output folder (in use by
+    │                                    another run, state store unreadable)
+    └── PacsError                        DICOMweb / PACS (rcsa.pacs); names the server URL
+        ├── PacsConfigError              no server URL, bad pacs.toml, credentials in the URL
+        ├── PacsQueryError               query parameters unusable (bad date range, ...)
+        ├── PacsConnectionError          server unreachable (refused, DNS, timeout, TLS)
+        └── PacsServerError              server answered with an error (401, 404, 5xx, ...)
+                                         or stored / returned fewer instances than expected
 """
 
 from __future__ import annotations
@@ -151,3 +164,58 @@ class LevelError(RcsaError):
 
 class LevelOverrideError(InputError):
     """A manual level override (``--level``, levels file) is malformed or outside the scan."""
+
+
+class ReportError(RcsaError):
+    """A screening report cannot be made: the PDF engine (WeasyPrint / Pango) is missing or
+    failed (``rcsa screen --no-pdf`` writes HTML and JSON only)."""
+
+
+class ManifestError(InputError):
+    """A batch manifest CSV that cannot be used (missing column, unusable value; names the row)."""
+
+
+class CaseIdError(InputError):
+    """Batch case ids that are duplicated, empty or not usable as an output folder name."""
+
+
+class BatchError(RcsaError):
+    """A batch cannot run in its output folder (another run holds it, state store unreadable)."""
+
+
+class DicomExportError(InputError):
+    """An ``rcsa run`` folder that cannot be written as DICOM SEG / SR (source series missing,
+    no UIDs, segmentation grid not matching the source instances)."""
+
+
+class EmptySegmentationError(DicomExportError):
+    """No rcsa class on any level slice: a SEG without segments is never written or pushed."""
+
+
+class PacsError(RcsaError):
+    """A DICOMweb / PACS problem. ``url`` is the server (never with credentials); ``str(error)``
+    is ``<url>: <reason>``."""
+
+    def __init__(self, reason: str, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(reason)
+
+    @property
+    def message(self) -> str:
+        return f"{self.url}: {self.reason}" if self.url else self.reason
+
+
+class PacsConfigError(PacsError):
+    """No server URL, an unreadable or malformed ``pacs.toml``, or credentials in the URL."""
+
+
+class PacsQueryError(PacsError):
+    """Query parameters that cannot be used (malformed date or date range, ...)."""
+
+
+class PacsConnectionError(PacsError):
+    """The DICOMweb server cannot be reached (connection refused, DNS, timeout, TLS)."""
+
+
+class PacsServerError(PacsError):
+    """The server answered with an error status or a response rcsa cannot use."""

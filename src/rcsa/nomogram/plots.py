@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 
 from rcsa.nomogram._io import atomic_write
-from rcsa.nomogram.score import PointsScale, points_scale, predictor_points
+from rcsa.nomogram.score import PointsScale, Score, points_scale, predictor_points
 from rcsa.nomogram.spec import ModelSpec, Predictor
 
 
@@ -243,9 +243,12 @@ def _declutter(pos: list[float], labels: list[str]) -> tuple[list[float], list[s
     return keep_p, keep_l
 
 
-def nomogram_figure(spec: ModelSpec) -> Figure:
+def nomogram_figure(spec: ModelSpec, patient: Score | None = None) -> Figure:
     """The nomogram in the layout of ``rms::nomogram``: Points (0-100), one axis per predictor,
-    Total Points, Linear Predictor and the risk axis, all on one horizontal scale."""
+    Total Points, Linear Predictor and the risk axis, all on one horizontal scale.
+
+    With ``patient`` (a :class:`Score` of this model) the patient's value on every predictor
+    axis, its points on the Points axis, the total points and the risk are marked in red."""
     scale = points_scale(spec)
     n_rows = len(spec.predictors) + 4
     fig = _new(9.0, 0.62 * n_rows + 1.3)
@@ -294,10 +297,39 @@ def nomogram_figure(spec: ModelSpec) -> Figure:
             labs.append(f"{pr:g}")
     pos, labs = _declutter(pos, labs)
     _axis(ax, row, pos, labs, f"Risk of {spec.outcome_label}")
+    if patient is not None:
+        _mark_patient(ax, spec, patient, float(n_rows), row, to_x)
     ax.set_xlim(-45, 104)
-    ax.set_ylim(row - 0.6, n_rows + 0.8)
+    ax.set_ylim(row - (1.1 if patient is not None else 0.6), n_rows + 0.8)
     title = f"Nomogram: {spec.name} (model {spec.model_version})"
     fig.suptitle(title, fontsize=11, y=0.985)
     _disclaimer(fig, spec.disclaimer)
     fig.subplots_adjust(left=0.02, right=0.98, top=0.93, bottom=0.05)
     return fig
+
+
+def _mark_patient(
+    ax: Axes, spec: ModelSpec, patient: Score, top: float, risk_row: float, to_x: float
+) -> None:
+    """Red marks of one patient: a dot per predictor axis joined to the Points axis, the total
+    on Total Points, joined down through Linear Predictor to the risk axis. Points outside an
+    axis (values beyond the plausible range) are drawn at the axis end with an open marker."""
+    red = "#c62828"
+
+    def clip(x: float) -> tuple[float, bool]:
+        return min(max(x, -1.0), 101.0), not -1.0 <= x <= 101.0
+
+    for i, pred in enumerate(spec.predictors):
+        yrow = top - 1 - i
+        x, out = clip(patient.points[pred.name])
+        ax.plot([x, x], [yrow, top], color=red, lw=0.8, ls=(0, (3, 2)), zorder=3)
+        ax.plot([x], [yrow], marker="o", ms=6, color=red, mfc="white" if out else red, zorder=4)
+        ax.plot([x], [top], marker="v", ms=5, color=red, zorder=4)
+    total_row = top - 1 - len(spec.predictors)
+    x, out = clip(patient.total_points * to_x)
+    ax.plot([x, x], [risk_row, total_row], color=red, lw=1.0, ls=(0, (3, 2)), zorder=3)
+    for yrow in (total_row, total_row - 1, risk_row):
+        ax.plot([x], [yrow], marker="o", ms=6, color=red, mfc="white" if out else red, zorder=4)
+    ax.text(x, risk_row - 0.42, f"{patient.total_points:.1f} points -> risk "
+            f"{patient.probability:.3f}", ha="center", va="top", fontsize=8, color=red,
+            fontweight="bold")

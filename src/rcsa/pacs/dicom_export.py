@@ -1,0 +1,501 @@
+"""An ``rcsa run`` output folder as DICOM: a Segmentation (SEG) of the level masks and a
+Structured Report (TID 1500 Measurement Report) of the measurements.
+
+Both reference the source CT instances. The mapping from the run's ``segmentation.nii.gz`` to
+the source instances is geometric: every labelled slice of the segmentation must lie in the
+plane of one CT instance of the source series, and the in-plane pixel grids must coincide up
+to axis flips / swaps (which is what rcsa's canonical re-ordering does to a DICOM series).
+A series that rcsa resampled (gantry-tilt correction, irregular spacing) has no instance per
+segmentation slice and is refused with :class:`rcsa.errors.DicomExportError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import highdicom as hd
+import numpy as np
+import numpy.typing as npt
+import pydicom
+import SimpleITK as sitk
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.sr.codedict import codes
+
+from rcsa import __version__
+from rcsa.errors import DicomExportError, EmptySegmentationError
+from rcsa.pacs import codes as rc
+from rcsa.segment.classes import RCSA_CLASSES
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+SEG_SERIES_NUMBER = 9901
+SR_SERIES_NUMBER = 9902
+_TOL_VOXEL = 0.05  # how far from a voxel centre a source pixel may lie (in voxels)
+
+
+# ------------------------------------------------------------------------------------------
+# the run folder
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class _Run:
+    folder: Path
+    labels: npt.NDArray[np.uint8]  # [k, j, i]
+    origin: npt.NDArray[np.float64]
+    to_world: npt.NDArray[np.float64]  # 3x3: direction @ diag(spacing)
+    names: dict[int, str]
+    levels: dict[str, dict[str, Any]]
+    run: dict[str, Any]
+
+    def index_of(self, world: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.asarray(np.linalg.solve(self.to_world, world - self.origin), np.float64)
+
+    def step_index(self, vec: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.asarray(np.linalg.solve(self.to_world, vec), np.float64)
+
+
+def _need(folder: Path, name: str) -> Path:
+    p = folder / name
+    if not p.is_file():
+        raise DicomExportError(f"not an rcsa run output folder: {name} is missing", folder)
+    return p
+
+
+def _read_run(folder: Path) -> _Run:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DicomExportError("rcsa run output folder not found", folder)
+    seg_path = _need(folder, "segmentation.nii.gz")
+    img = sitk.ReadImage(str(seg_path))
+    arr = np.asarray(sitk.GetArrayFromImage(img))
+    if arr.ndim != 3:
+        raise DicomExportError("segmentation is not a 3-D volume", seg_path)
+    spacing = np.asarray(img.GetSpacing(), np.float64)
+    direction = np.asarray(img.GetDirection(), np.float64).reshape(3, 3)
+    names_raw = json.loads(_need(folder, "segmentation_labels.json").read_text("utf-8"))
+    levels_doc = json.loads(_need(folder, "levels.json").read_text("utf-8"))
+    run_path = folder / "run.json"
+    run = json.loads(run_path.read_text("utf-8")) if run_path.is_file() else {}
+    return _Run(
+        folder=folder,
+        labels=arr.astype(np.uint8, copy=False),
+        origin=np.asarray(img.GetOrigin(), np.float64),
+        to_world=direction @ np.diag(spacing),
+        names={int(k): str(v) for k, v in names_raw.items()},
+        levels=dict(levels_doc.get("levels", {})),
+        run=run,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# the source series
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class _Instance:
+    path: Path
+    header: Dataset
+    position: npt.NDArray[np.float64]
+    row_dir: npt.NDArray[np.float64]  # direction of increasing column index
+    col_dir: npt.NDArray[np.float64]  # direction of increasing row index
+    spacing_rc: tuple[float, float]  # (between rows, between columns)
+    rows: int
+    cols: int
+
+    @property
+    def sop_uid(self) -> str:
+        return str(self.header.SOPInstanceUID)
+
+
+def _source_files(source: Path) -> list[Path]:
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise DicomExportError("source DICOM folder not found", source)
+    return sorted(p for p in source.rglob("*") if p.is_file())
+
+
+def _read_source(source: Path) -> dict[str, list[_Instance]]:
+    """CT image instances with geometry, by SeriesInstanceUID."""
+    by_series: dict[str, list[_Instance]] = defaultdict(list)
+    missing_uids = 0
+    for path in _source_files(Path(source)):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, ValueError, EOFError):
+            continue
+        meta = getattr(ds, "file_meta", None)
+        sop_class = str(ds.get("SOPClassUID", "") or "") or str(
+            meta.get("MediaStorageSOPClassUID", "") if meta is not None else "")
+        if sop_class != CT_IMAGE_STORAGE:
+            continue
+        if "LOCALIZER" in [str(v).upper() for v in (ds.get("ImageType") or [])]:
+            continue
+        if not all(str(ds.get(k, "") or "") for k in
+                   ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")):
+            missing_uids += 1
+            continue
+        try:
+            iop = np.asarray([float(v) for v in ds.ImageOrientationPatient], np.float64)
+            ipp = np.asarray([float(v) for v in ds.ImagePositionPatient], np.float64)
+            ps = [float(v) for v in ds.PixelSpacing]
+            rows, cols = int(ds.Rows), int(ds.Columns)
+        except (AttributeError, TypeError, ValueError):
+            continue
+        ds.SOPClassUID = sop_class
+        by_series[str(ds.SeriesInstanceUID)].append(
+            _Instance(path, ds, ipp, iop[:3], iop[3:], (ps[0], ps[1]), rows, cols)
+        )
+    if not by_series:
+        why = (f"{missing_uids} CT image(s) lack StudyInstanceUID / SeriesInstanceUID / "
+               "SOPInstanceUID (anonymised?): a SEG / SR must reference them"
+               if missing_uids else "no CT image instances with geometry")
+        raise DicomExportError(why, source)
+    return dict(by_series)
+
+
+@dataclass(frozen=True, eq=False)
+class _SliceMap:
+    """Seg slice ``k`` <-> one source instance, with the pixel index arrays."""
+
+    k: int
+    instance: _Instance
+    jj: npt.NDArray[np.intp]  # [rows, cols] -> j of the segmentation
+    ii: npt.NDArray[np.intp]
+
+
+def _is_int(v: npt.NDArray[np.float64]) -> bool:
+    return bool(np.all(np.abs(v - np.round(v)) < _TOL_VOXEL))
+
+
+def _map_instance(run: _Run, inst: _Instance) -> _SliceMap | None:
+    nk, nj, ni = run.labels.shape
+    idx0 = run.index_of(inst.position)
+    if not _is_int(idx0):
+        return None
+    k = round(float(idx0[2]))
+    if not 0 <= k < nk:
+        return None
+    dcol = run.step_index(inst.row_dir * inst.spacing_rc[1])
+    drow = run.step_index(inst.col_dir * inst.spacing_rc[0])
+    if not (_is_int(dcol) and _is_int(drow)):
+        return None
+    dcol_i, drow_i = np.round(dcol).astype(int), np.round(drow).astype(int)
+    if dcol_i[2] != 0 or drow_i[2] != 0 or np.abs(dcol_i).sum() != 1 or \
+            np.abs(drow_i).sum() != 1 or np.array_equal(np.abs(dcol_i), np.abs(drow_i)):
+        return None
+    r = np.arange(inst.rows)[:, None]
+    c = np.arange(inst.cols)[None, :]
+    i0, j0 = round(float(idx0[0])), round(float(idx0[1]))
+    ii = i0 + c * dcol_i[0] + r * drow_i[0]
+    jj = j0 + c * dcol_i[1] + r * drow_i[1]
+    if ii.min() < 0 or ii.max() >= ni or jj.min() < 0 or jj.max() >= nj:
+        return None
+    return _SliceMap(k, inst, jj.astype(np.intp), ii.astype(np.intp))
+
+
+def _labelled_slices(run: _Run) -> list[int]:
+    return [int(k) for k in np.flatnonzero(run.labels.reshape(run.labels.shape[0], -1).any(1))]
+
+
+def _match_series(
+    run: _Run, source: Path, series_uid: str | None
+) -> tuple[str, dict[int, _SliceMap], list[_Instance]]:
+    """The source series whose instances carry every labelled slice, and that mapping."""
+    by_series = _read_source(source)
+    if series_uid is not None:
+        if series_uid not in by_series:
+            raise DicomExportError(f"series {series_uid} is not among the CT series in the "
+                                   "source folder", source)
+        by_series = {series_uid: by_series[series_uid]}
+    wanted = _labelled_slices(run)
+    matches: list[tuple[str, dict[int, _SliceMap]]] = []
+    best = (0, "")
+    for uid, instances in by_series.items():
+        maps: dict[int, _SliceMap] = {}
+        for inst in instances:
+            m = _map_instance(run, inst)
+            if m is not None:
+                maps.setdefault(m.k, m)
+        covered = sum(1 for k in wanted if k in maps)
+        best = max(best, (covered, uid))
+        if covered == len(wanted) if wanted else len(maps) == run.labels.shape[0]:
+            matches.append((uid, maps))
+    if not matches:
+        raise DicomExportError(
+            f"no CT series in the source folder has an instance for every segmented slice "
+            f"(best: {best[0]} of {len(wanted)}); is this the series the run analysed, and was "
+            "it resampled (gantry tilt, irregular spacing)?", source)
+    if len(matches) > 1:
+        raise DicomExportError(
+            f"{len(matches)} CT series in the source folder match the segmentation; choose one "
+            "with its SeriesInstanceUID", source)
+    uid, maps = matches[0]
+    return uid, maps, by_series[uid]
+
+
+# ------------------------------------------------------------------------------------------
+# SEG
+# ------------------------------------------------------------------------------------------
+def _class_info(name: str) -> tuple[str, str | None]:
+    """(structure, side) of an rcsa class name; other names are their own structure."""
+    if name in RCSA_CLASSES.names:
+        c = RCSA_CLASSES.classes[RCSA_CLASSES.id_of(name)]
+        return (c.muscle or name), c.side
+    return name, None
+
+
+def _algorithm(run: _Run) -> tuple[str, hd.AlgorithmIdentificationSequence | None]:
+    source = str(run.run.get("segmentation_source", "") or "")
+    if source.startswith("TAG tracing"):
+        return hd.seg.SegmentAlgorithmTypeValues.MANUAL.value, None
+    name = (source or "rcsa")[:64]
+    version = str(run.run.get("rcsa_version", __version__))[:64]
+    return hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC.value, hd.AlgorithmIdentificationSequence(
+        name=name, family=rc.fresh(rc.ALGORITHM_FAMILY), version=version)
+
+
+def _read_full(inst: _Instance) -> Dataset:
+    ds = pydicom.dcmread(inst.path)
+    if not str(ds.get("SOPClassUID", "") or ""):  # some anonymisers keep it in file meta only
+        ds.SOPClassUID = CT_IMAGE_STORAGE
+    return ds
+
+
+def build_seg(
+    case_out_dir: str | Path, source_dir: str | Path, *, series_uid: str | None = None
+) -> hd.seg.Segmentation:
+    """A binary DICOM SEG of the run's level masks: one segment per class present, frames only
+    on the level slices, each frame referencing its source CT instance.
+
+    Raises :class:`EmptySegmentationError` when no class is present on any slice (a SEG without
+    segments is never made) and :class:`DicomExportError` when the source does not match.
+    """
+    run = _read_run(Path(case_out_dir))
+    ks = _labelled_slices(run)
+    if not ks:
+        raise EmptySegmentationError(
+            "the run segmented nothing (no level slice with an rcsa class): no SEG to write",
+            run.folder)
+    _, maps, _ = _match_series(run, Path(source_dir), series_uid)
+    class_ids = sorted(int(v) for v in np.unique(run.labels[ks]) if v != 0)
+    algo_type, algo = _algorithm(run)
+    descriptions = []
+    for n, cid in enumerate(class_ids, start=1):
+        name = run.names.get(cid, f"label_{cid}")
+        structure, side = _class_info(name)
+        desc = hd.seg.SegmentDescription(
+            segment_number=n,
+            segment_label=name[:64],
+            segmented_property_category=rc.fresh(rc.ANATOMICAL_STRUCTURE),
+            segmented_property_type=rc.structure_code(structure),
+            algorithm_type=algo_type,
+            algorithm_identification=algo,
+            tracking_uid=hd.UID(),
+            tracking_id=name[:64],
+        )
+        if side in rc.SIDES:
+            desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = \
+                [rc.fresh(rc.SIDES[side])]
+        descriptions.append(desc)
+    sources = [_read_full(maps[k].instance) for k in ks]
+    first = sources[0]
+    pixels = np.zeros((len(ks), int(first.Rows), int(first.Columns), len(class_ids)), bool)
+    for f, k in enumerate(ks):
+        m = maps[k]
+        frame = run.labels[k][m.jj, m.ii]
+        for s, cid in enumerate(class_ids):
+            pixels[f, :, :, s] = frame == cid
+    return hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=pixels,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=SEG_SERIES_NUMBER,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="rcsa",
+        manufacturer_model_name="rcsa",
+        software_versions=__version__,
+        device_serial_number="0",
+        content_label="RCSA",
+        content_description="rcsa muscle segmentation on level slices",
+        series_description="rcsa segmentation",
+        omit_empty_frames=True,
+    )
+
+
+def seg_frame_index(seg: Dataset) -> dict[tuple[int, str], int]:
+    """(segment number, source SOPInstanceUID) -> frame number (1-based) of a SEG."""
+    out: dict[tuple[int, str], int] = {}
+    for f, item in enumerate(seg.PerFrameFunctionalGroupsSequence, start=1):
+        segment = int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        for der in item.get("DerivationImageSequence", []):
+            for src in der.get("SourceImageSequence", []):
+                out[(segment, str(src.ReferencedSOPInstanceUID))] = f
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# SR
+# ------------------------------------------------------------------------------------------
+def _features(folder: Path) -> list[dict[str, str]]:
+    with open(_need(folder, "features_long.csv"), newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _level_instances(run: _Run, maps: dict[int, _SliceMap]) -> dict[str, _SliceMap]:
+    """Level name -> the source instance of its slice (by the level's LPS z)."""
+    out: dict[str, _SliceMap] = {}
+    centres = {k: (run.origin + run.to_world @ np.array([0.0, 0.0, float(k)]))[2] for k in maps}
+    step = abs(float(run.to_world[2, 2])) or 1.0
+    for name, lv in run.levels.items():
+        z = lv.get("z_mm")
+        if lv.get("status") != "found" or z is None or not centres:
+            continue
+        k = min(centres, key=lambda kk: abs(centres[kk] - float(z)))
+        if abs(centres[k] - float(z)) <= 0.5 * step + 1e-3:
+            out[name] = maps[k]
+    return out
+
+
+def _segment_numbers(seg: Dataset) -> dict[str, int]:
+    return {str(s.SegmentLabel): int(s.SegmentNumber) for s in seg.SegmentSequence}
+
+
+def build_sr(
+    case_out_dir: str | Path,
+    source_dir: str | Path,
+    seg: Dataset | None = None,
+    *,
+    series_uid: str | None = None,
+) -> hd.sr.Comprehensive3DSR:
+    """A TID 1500 Measurement Report of the run's CSA (mm2), mean attenuation (HU), fat % and
+    rCSA per level x structure x side, each group naming the level and, where ``seg`` holds the
+    structure's segment on that level's slice, referencing that SEG frame.
+    """
+    run = _read_run(Path(case_out_dir))
+    _, maps, instances = _match_series(run, Path(source_dir), series_uid)
+    level_inst = _level_instances(run, maps)
+    rows = _features(run.folder)
+    groups: dict[tuple[str, str, str], list[hd.sr.Measurement]] = defaultdict(list)
+    for r in rows:
+        q = r.get("quantity", "")
+        if q not in rc.QUANTITIES or r.get("level") not in level_inst:
+            continue
+        try:
+            value = float(r.get("value") or "nan")
+        except ValueError:
+            continue
+        unit = rc.UNITS.get(r.get("unit", ""))
+        if not math.isfinite(value) or unit is None:
+            continue
+        name, derivation = rc.QUANTITIES[q]
+        groups[(r["level"], r.get("structure", ""), r.get("side", ""))].append(
+            hd.sr.Measurement(name=rc.fresh(name), value=value, unit=rc.fresh(unit),
+                derivation=rc.fresh(derivation) if derivation is not None else None)
+        )
+    if not groups:
+        raise DicomExportError("features_long.csv holds no measured value on a found level: "
+                               "no SR to write", run.folder)
+
+    frames = seg_frame_index(seg) if seg is not None else {}
+    seg_numbers = _segment_numbers(seg) if seg is not None else {}
+    evidence_uids: dict[str, _Instance] = {}
+    imaging: list[Any] = []
+    for (level, structure, side), measurements in sorted(groups.items()):
+        inst = level_inst[level].instance
+        evidence_uids[inst.sop_uid] = inst
+        tracking = hd.sr.TrackingIdentifier(
+            uid=hd.UID(), identifier=f"{level} {structure} {side}".strip())
+        site = hd.sr.FindingSite(anatomic_location=rc.structure_code(structure),
+                                 laterality=rc.fresh(rc.SIDES[side]) if side in rc.SIDES else None)
+        level_eval = hd.sr.QualitativeEvaluation(name=rc.fresh(rc.LEVEL_CONCEPT),
+                                                 value=rc.level_code(level))
+        label = structure if not side or side == "both" else f"{structure}_{side}"
+        seg_no = seg_numbers.get(label) if side != "both" else None
+        frame = frames.get((seg_no, inst.sop_uid)) if seg_no is not None else None
+        if seg is not None and seg_no is not None and frame is not None:
+            ref = hd.sr.ReferencedSegmentationFrame(
+                sop_class_uid=str(seg.SOPClassUID),
+                sop_instance_uid=str(seg.SOPInstanceUID),
+                frame_number=frame,
+                segment_number=seg_no,
+                source_image=hd.sr.SourceImageForSegmentation(
+                    str(inst.header.SOPClassUID), inst.sop_uid),
+            )
+            imaging.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=tracking, referenced_segment=ref,
+                finding_type=rc.structure_code(structure), finding_sites=[site],
+                measurements=measurements, qualitative_evaluations=[level_eval],
+            ))
+        else:
+            imaging.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=tracking, finding_type=rc.structure_code(structure),
+                finding_sites=[site], measurements=measurements,
+                qualitative_evaluations=[level_eval],
+                source_images=[hd.sr.SourceImageForMeasurementGroup(
+                    str(inst.header.SOPClassUID), inst.sop_uid)],
+            ))
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.cid270.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=hd.UID(), name="rcsa", manufacturer_name="rcsa",
+            model_name=f"rcsa {__version__}"),
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
+        imaging_measurements=imaging,
+    )
+    evidence: list[Dataset] = [ev.header for ev in evidence_uids.values()]
+    if seg is not None:
+        evidence.append(seg)
+    if not evidence:
+        evidence = [instances[0].header]
+    return hd.sr.Comprehensive3DSR(
+        evidence=evidence,
+        content=report,
+        series_instance_uid=hd.UID(),
+        series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="rcsa",
+        is_complete=True,
+        series_description="rcsa measurements",
+    )
+
+
+def export_dicom(
+    case_out_dir: str | Path, source_dir: str | Path, out_dir: str | Path,
+    *, series_uid: str | None = None, overwrite: bool = False,
+) -> dict[str, Path]:
+    """Write ``seg.dcm`` and ``sr.dcm`` for a run into ``out_dir`` (no server involved)."""
+    from rcsa.errors import OutputExistsError
+
+    out = Path(out_dir)
+    targets = {"seg": out / "seg.dcm", "sr": out / "sr.dcm"}
+    existing = [p for p in targets.values() if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError("exists; pass --overwrite to replace it", existing[0])
+    seg = build_seg(case_out_dir, source_dir, series_uid=series_uid)
+    sr = build_sr(case_out_dir, source_dir, seg, series_uid=series_uid)
+    out.mkdir(parents=True, exist_ok=True)
+    for key, ds in (("seg", seg), ("sr", sr)):
+        tmp = targets[key].with_suffix(".dcm.partial")
+        ds.save_as(tmp, enforce_file_format=True)
+        tmp.replace(targets[key])
+    return targets
+
+
+def referenced_instances(ds: Dataset) -> Sequence[str]:
+    """SOPInstanceUIDs listed in a SEG's ReferencedSeriesSequence."""
+    return [str(i.ReferencedSOPInstanceUID)
+            for s in ds.get("ReferencedSeriesSequence", [])
+            for i in s.get("ReferencedInstanceSequence", [])]

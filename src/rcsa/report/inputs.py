@@ -1,0 +1,235 @@
+"""Clinical inputs of a screening report: ``--set name=value`` and ``--clinical FILE``.
+
+Names are refused unless they are a predictor of the chosen model (its ``name`` or its
+``column``) or a free-text field of :data:`FREE_TEXT_FIELDS`. Predictors that the scan measures
+(their column is a column of the wide feature table) cannot be entered by hand: the report
+shows the measurement or, when the measurement is missing, says so. A clinical predictor that
+is not given is listed as missing; nothing is imputed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rcsa.errors import (
+    CorruptFileError,
+    DataError,
+    InputNotFoundError,
+    InputNotReadableError,
+    ScoringError,
+)
+from rcsa.nomogram.score import parse_value
+from rcsa.nomogram.spec import ModelSpec, Predictor
+
+#: Free-text fields shown in the report as given (escaped), never used in a score.
+FREE_TEXT_FIELDS: dict[str, str] = {
+    "note": "Note",
+    "indication": "Indication",
+    "requested_by": "Requested by",
+}
+#: A clinical file may carry the scan's id; it must then match the report's scan.
+ID_FIELD = "scan_id"
+MAX_TEXT_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class ClinicalValue:
+    """One value entered for the report, with where it came from (``--set`` or the file)."""
+
+    name: str
+    raw: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ClinicalInputs:
+    """Everything entered by hand: values by name (``--set`` wins over the file)."""
+
+    values: dict[str, ClinicalValue] = field(default_factory=dict)
+    file: str | None = None
+
+    def free_text(self) -> dict[str, str]:
+        return {k: v.raw for k, v in self.values.items() if k in FREE_TEXT_FIELDS}
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (
+        isinstance(v, str) and v.strip() == "")
+
+
+def _as_text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def read_clinical_file(path: str | Path) -> dict[str, str]:
+    """A JSON object or a CSV with exactly one row -> ``{name: text}`` (empty cells dropped)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputNotFoundError("clinical file not found", p)
+    if p.is_dir():
+        raise DataError("expected a .json or .csv clinical file, got a folder", p)
+    try:
+        if p.suffix.lower() == ".json":
+            try:
+                doc = json.loads(p.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise CorruptFileError(f"cannot parse JSON: {exc}", p) from exc
+            if not isinstance(doc, dict):
+                raise DataError("a clinical JSON file must hold one object {name: value}", p)
+            for k, v in doc.items():
+                if isinstance(v, (dict, list)):
+                    raise DataError(f"clinical field {k!r}: expected a single value", p)
+            items: dict[Any, Any] = doc
+        elif p.suffix.lower() == ".csv":
+            try:
+                frame = pd.read_csv(p, dtype=str, keep_default_na=False)
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+                    ValueError) as exc:
+                raise CorruptFileError(f"cannot parse CSV: {exc}", p) from exc
+            if len(frame) != 1:
+                raise DataError(
+                    f"a clinical CSV must hold exactly one row (one patient); it has {len(frame)}",
+                    p)
+            items = frame.iloc[0].to_dict()
+        else:
+            raise DataError("clinical file must be .json or .csv", p)
+    except PermissionError as exc:
+        raise InputNotReadableError(f"cannot read: {exc.strerror}", p) from exc
+    return {str(k).strip(): _as_text(v) for k, v in items.items() if not _is_missing(v)}
+
+
+def parse_assignments(items: Sequence[str]) -> dict[str, str]:
+    """``["note=seen in clinic", "cement_volume_ml=3.5"]`` -> dict (the value may hold ``=``)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ScoringError(f"--set expects NAME=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def collect_inputs(
+    assignments: Sequence[str] = (),
+    clinical_file: str | Path | None = None,
+    *,
+    scan_id: str | None = None,
+) -> ClinicalInputs:
+    """Merge the clinical file and ``--set`` (``--set`` wins); check the file's ``scan_id``."""
+    values: dict[str, ClinicalValue] = {}
+    if clinical_file is not None:
+        for k, v in read_clinical_file(clinical_file).items():
+            values[k] = ClinicalValue(k, v, f"clinical file {Path(clinical_file).name}")
+    for k, v in parse_assignments(assignments).items():
+        if v == "":
+            values.pop(k, None)  # "--set name=" removes a value given in the file
+            continue
+        values[k] = ClinicalValue(k, v, "--set")
+    if ID_FIELD in values:
+        given = values.pop(ID_FIELD).raw
+        if scan_id is not None and given != scan_id:
+            raise DataError(
+                f"the clinical file is for scan_id {given!r} but this scan is {scan_id!r}",
+                clinical_file)
+    for name, cv in values.items():
+        if name in FREE_TEXT_FIELDS and len(cv.raw) > MAX_TEXT_CHARS:
+            raise ScoringError(
+                f"free-text field {name!r} is longer than {MAX_TEXT_CHARS} characters")
+    return ClinicalInputs(values, None if clinical_file is None else str(clinical_file))
+
+
+@dataclass(frozen=True)
+class PredictorInput:
+    """A model predictor's value for this patient, or why there is none."""
+
+    predictor: Predictor
+    measured: bool  # True: its column is a column of the scan's feature table
+    value: float | str | None
+    source: str  # "measured: <column>", "--set", "clinical file x.csv", or ""
+    missing_reason: str = ""
+
+
+def _predictor_for(spec: ModelSpec, name: str) -> Predictor | None:
+    for p in spec.predictors:
+        if name in (p.name, p.column):
+            return p
+    return None
+
+
+def resolve_predictors(
+    spec: ModelSpec | None,
+    inputs: ClinicalInputs,
+    features: Mapping[str, Any],
+    feature_reasons: Mapping[str, str],
+) -> list[PredictorInput]:
+    """Each predictor's value: from the feature row (measured) or the clinical inputs.
+
+    Refuses (``ScoringError``) names that are neither a predictor nor a free-text field, a
+    hand-entered value for a measured predictor, two names for one predictor, and values that
+    the predictor's type cannot read. ``feature_reasons`` maps a feature column to the reason
+    it is empty (from the wide table's ``*_reason`` columns).
+    """
+    by_pred: dict[str, ClinicalValue] = {}
+    unknown: list[str] = []
+    for name, cv in inputs.values.items():
+        if name in FREE_TEXT_FIELDS:
+            continue
+        pred = _predictor_for(spec, name) if spec is not None else None
+        if pred is None:
+            unknown.append(name)
+            continue
+        if pred.name in by_pred:
+            raise ScoringError(
+                f"predictor {pred.name!r} given twice (as {by_pred[pred.name].name!r} and "
+                f"{name!r})")
+        by_pred[pred.name] = cv
+    if unknown:
+        allowed = ", ".join(FREE_TEXT_FIELDS)
+        if spec is None:
+            raise ScoringError(
+                f"unknown clinical field(s) {', '.join(sorted(unknown))}: without --model only "
+                f"the free-text fields {allowed} are accepted")
+        preds = ", ".join(p.name for p in spec.predictors)
+        raise ScoringError(
+            f"unknown clinical field(s) {', '.join(sorted(unknown))}: model {spec.name!r} has "
+            f"the predictors {preds}; free-text fields are {allowed}")
+    if spec is None:
+        return []
+    out: list[PredictorInput] = []
+    for pred in spec.predictors:
+        measured = pred.column in features
+        given = by_pred.get(pred.name)
+        if measured:
+            if given is not None:
+                raise ScoringError(
+                    f"predictor {pred.name!r} is measured from the scan (feature column "
+                    f"{pred.column!r}); it cannot be entered by hand ({given.source})")
+            raw = features[pred.column]
+            if _is_missing(raw):
+                reason = feature_reasons.get(pred.column) or "not measured on this scan"
+                out.append(PredictorInput(pred, True, None, "", f"measurement missing: {reason}"))
+                continue
+            out.append(PredictorInput(pred, True, parse_value(pred, raw),
+                                      f"measured: {pred.column}"))
+            continue
+        if given is None:
+            how = f"--set {pred.name}=VALUE or a --clinical file column {pred.column!r}"
+            out.append(PredictorInput(pred, False, None, "", f"not given ({how})"))
+            continue
+        try:
+            value = parse_value(pred, given.raw)
+        except ScoringError as exc:
+            raise ScoringError(f"{exc.reason} ({given.source})") from None
+        out.append(PredictorInput(pred, False, value, given.source))
+    return out
