@@ -203,9 +203,10 @@ def far_from_body_removed(labels: npt.NDArray[Any], class_map: ClassMap, spacing
         if not m.any():
             continue
         comps, n = ndimage.label(m, structure=np.ones((3, 3)))
-        nearest = ndimage.minimum(dist, comps, index=np.arange(1, n + 1))
-        for i, d in enumerate(np.atleast_1d(nearest), start=1):
-            if d > limit:
+        nearest = np.full(n + 1, np.inf)
+        np.minimum.at(nearest, comps[m], dist[m])  # per component, over its pixels only
+        for i in range(1, n + 1):
+            if nearest[i] > limit:
                 drop = comps == i
                 removed += int(drop.sum())
                 out[drop] = 0
