@@ -9,8 +9,10 @@ passed ``overwrite=True`` (``--overwrite`` on the command line).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rcsa.errors import InputNotFoundError, OutputExistsError
@@ -62,3 +64,41 @@ def atomic_write_text(
         tmp.write_text(text, encoding="utf-8")
 
     return atomic_write(path, write, overwrite, create_parent)
+
+
+def swap_into_place(stage: Path, out: Path) -> None:
+    """Move the finished folder ``stage`` to ``out``; an existing ``out`` is moved aside first
+    and put back if the move fails, then removed."""
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        old.rmdir()
+        os.replace(out, old)
+        try:
+            os.replace(stage, out)
+        except BaseException:
+            os.replace(old, out)  # put the previous result back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(stage, out)
+
+
+@contextmanager
+def staged_folder(out: Path) -> Iterator[Path]:
+    """Build an output folder in a staging folder beside ``out`` (same file system).
+
+    On success the stage is made world-readable and moved into place with
+    :func:`swap_into_place`; on any error it is removed and ``out`` is left as it was. The
+    caller refuses a non-empty ``out`` first when it must not be replaced.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield stage
+        for f in stage.rglob("*"):
+            os.chmod(f, 0o755 if f.is_dir() else 0o644)
+        os.chmod(stage, 0o755)
+        swap_into_place(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

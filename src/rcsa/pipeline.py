@@ -20,9 +20,6 @@ crash never leaves a half-written result; an existing non-empty folder is replac
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +40,7 @@ from rcsa.levels.run import levels_document
 from rcsa.levels.types import LevelMap
 from rcsa.measure import Measurements, labels_at_levels, measure, wide_columns
 from rcsa.measure.table import VERTEBRAL_BODY, LevelLabels, body_levels, level_names
+from rcsa.outputs import staged_folder
 from rcsa.segment.classes import RCSA_CLASSES, ClassMap, SegClass
 
 LABEL_MAPS = ("ts_v1", "ts_v2", "rcsa")
@@ -344,9 +342,7 @@ def write_scan_outputs(result: ScanResult, out_dir: str | Path, overwrite: bool 
 
     out = Path(out_dir)
     check_output_dir(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with staged_folder(out) as stage:
         m = result.measurements
         wide = pd.DataFrame([m.wide_row()], columns=wide_columns(m.config))
         wide.to_csv(stage / "features.csv", index=False)
@@ -389,26 +385,4 @@ def write_scan_outputs(result: ScanResult, out_dir: str | Path, overwrite: bool 
         }
         (stage / "run.json").write_text(json.dumps(run, indent=2, default=str) + "\n",
                                         encoding="utf-8")
-        for f in stage.rglob("*"):
-            os.chmod(f, 0o755 if f.is_dir() else 0o644)
-        os.chmod(stage, 0o755)
-        _swap_into_place(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     return out
-
-
-def _swap_into_place(stage: Path, out: Path) -> None:
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        old.rmdir()
-        os.replace(out, old)
-        try:
-            os.replace(stage, out)
-        except BaseException:
-            os.replace(old, out)  # put the previous result back
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(stage, out)

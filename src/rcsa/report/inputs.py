@@ -25,7 +25,7 @@ from rcsa.errors import (
     InputNotReadableError,
     ScoringError,
 )
-from rcsa.nomogram.score import parse_value
+from rcsa.nomogram.score import parse_assignments, parse_value
 from rcsa.nomogram.spec import ModelSpec, Predictor
 
 #: Free-text fields shown in the report as given (escaped), never used in a score.
@@ -109,15 +109,6 @@ def read_clinical_file(path: str | Path) -> dict[str, str]:
     return {str(k).strip(): _as_text(v) for k, v in items.items() if not _is_missing(v)}
 
 
-def parse_assignments(items: Sequence[str]) -> dict[str, str]:
-    """``["note=seen in clinic", "cement_volume_ml=3.5"]`` -> dict (the value may hold ``=``)."""
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ScoringError(f"--set expects NAME=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def collect_inputs(

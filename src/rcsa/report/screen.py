@@ -18,9 +18,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +27,7 @@ from rcsa.config import RcsaConfig, load_config
 from rcsa.errors import InputError, InputNotFoundError
 from rcsa.measure import wide_columns
 from rcsa.nomogram.spec import ModelSpec, load_spec
+from rcsa.outputs import staged_folder
 from rcsa.report.content import (
     RunFolder,
     build_document,
@@ -113,7 +111,7 @@ def screen(
     that cannot be used (unknown field, unparsable value, bad spec) raise before any work; a
     predictor that is simply missing gives a report without a score that lists it.
     """
-    from rcsa.pipeline import _swap_into_place, check_output_dir, run_scan, write_scan_outputs
+    from rcsa.pipeline import check_output_dir, run_scan, write_scan_outputs
 
     src, out = Path(path), Path(out_dir)
     if not src.exists():
@@ -135,9 +133,7 @@ def screen(
     resolve_predictors(spec, pre, dict.fromkeys(wide_columns(cfg)), {})
 
     warnings: list[str] = []
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with staged_folder(out) as stage:
         identifiers: dict[str, str | None] | None = None
         acquisition: dict[str, Any] | None = None
         if from_run:
@@ -181,12 +177,5 @@ def screen(
         json_doc["warnings"] = warnings
         (stage / "report.json").write_text(
             json.dumps(json_doc, indent=2, default=str) + "\n", encoding="utf-8")
-        for f in stage.rglob("*"):
-            os.chmod(f, 0o755 if f.is_dir() else 0o644)
-        os.chmod(stage, 0o755)
-        _swap_into_place(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     return ScreenResult(out, out / "report.html", out / "report.json",
                         out / "report.pdf" if pdf else None, pages, json_doc, tuple(warnings))
