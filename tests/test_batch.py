@@ -447,3 +447,14 @@ def test_a_second_batch_on_the_same_folder_is_refused(tmp_path: Path) -> None:
         run_batch([], out)
     report = run_batch([], out)  # the lock is free again
     assert report.n_failed == 0 and report.table_rows == 0
+
+
+def test_discovery_skips_label_volumes_with_a_label_map(tmp_path: Path, abdomen: Path) -> None:
+    """A folder laid out like the sample (CT + TotalSegmentator labels with their .json): the
+    label volumes are ignored with the reason, the CT is a case."""
+    for name in ("ct.nii.gz", "labels_ts_v2.nii.gz", "labels_ts_v2.json"):
+        shutil.copy2(abdomen / name, tmp_path / name)
+    found = discover([tmp_path])
+    assert [c.path.name for c in found.cases if c.path is not None] == ["ct.nii.gz"]
+    why = {Path(i.path).name: i.reason for i in found.ignored}
+    assert "label volume" in why["labels_ts_v2.nii.gz"]

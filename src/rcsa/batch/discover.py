@@ -1,7 +1,9 @@
 """Building the case list of a batch from folders, files and manifest CSVs.
 
 * An image file (NIfTI, NRRD, MetaImage) is one case.
-* A folder is searched recursively. Every NIfTI / NRRD / MHA file in it is a case; DICOM files
+* A folder is searched recursively. Every NIfTI / NRRD / MHA file in it is a case, except a
+  label volume with its label map beside it (``labels.nii.gz`` + ``labels.json``, the
+  TotalSegmentator convention), which is ignored with that reason; DICOM files
   are grouped by StudyInstanceUID and SeriesInstanceUID, and every analysable axial CT image
   series becomes a case (its files' deepest common folder plus its ``series_uid``). A study
   without any analysable CT series (an MR study, a study of localizers only) becomes one case
@@ -244,6 +246,11 @@ def discover_folder(folder: Path) -> Discovery:
     dicom: list[Path] = []
     for f in _walk(folder):
         if image_format(f) is not None:
+            label_map = f.with_name(_strip_image_suffix(f.name) + ".json")
+            if label_map.is_file():  # the TotalSegmentator convention: labels.nii.gz + .json
+                ignored.append(Ignored(str(f), f"a label volume (its label map {label_map.name} "
+                                               "lies beside it), not a CT"))
+                continue
             cases.append(Case(_id_below(folder, f), path=f))
         elif f.name.upper() == "DICOMDIR":
             continue
