@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from rcsa.io.volume import CTVolume
 from rcsa.levels.types import VERTEBRAE, LevelMap
@@ -25,6 +27,33 @@ def _centreline(ct: CTVolume, lm: LevelMap) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.round(i), 0, ni - 1).astype(int), np.clip(np.round(j), 0, nj - 1).astype(int)
 
 
+#: Display window (HU) of the reformats: bone and soft tissue both readable.
+WINDOW_HU = (-250.0, 1000.0)
+#: Height of each reformat in the image (pixels); width follows the physical aspect.
+PANEL_HEIGHT = 760
+_COLOURS = {"vertebra": (255, 230, 0), "disc": (0, 230, 230), "pelvic": (60, 230, 60),
+            "ambiguous": (165, 165, 165), "warning": (255, 80, 80), "text": (235, 235, 235)}
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def _panel(img: npt.NDArray[np.float32], row_mm: float, slice_mm: float, height: int
+           ) -> tuple[Any, float]:
+    """Grey-scale panel of a [k, x] reformat, superior up, resampled to ``height`` rows with
+    the physical aspect; returns (image, pixels per slice)."""
+    from PIL import Image
+
+    lo, hi = WINDOW_HU
+    g = np.clip((img - lo) / (hi - lo) * 255.0, 0, 255).astype(np.uint8)[::-1]  # superior up
+    nk, nx = g.shape
+    width = max(1, round(height * (nx * row_mm) / (nk * slice_mm)))
+    return Image.fromarray(g, "L").resize((width, height), Image.Resampling.BILINEAR), height / nk
+
+
 def write_qc_png(
     ct: CTVolume, lm: LevelMap, path: str | Path, title: str = "", overwrite: bool = True
 ) -> Path:
@@ -32,60 +61,70 @@ def write_qc_png(
 
     The reformats follow the detected spine (curved planes): the sagittal image takes, on
     each slice, the column through the vertebral body centre; the coronal image the row.
-    Found levels are solid lines (manual ones dashed), labelled with name and slice index;
-    the candidate slices of ambiguous levels are grey dotted lines marked ``name?``.
+    Found levels are solid lines (manual ones dashed), labelled with name and slice index
+    (vertebrae yellow, discs cyan, pelvic levels green); the candidate slices of ambiguous
+    levels are grey dotted lines marked ``name?``; thin dotted lines mark upper endplates.
+    Drawn with Pillow (no matplotlib: this image is written by every ``rcsa run``).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from PIL import Image, ImageDraw
 
     v = ct.voxels
     nk, _nj, _ni = v.shape
     ic, jc = _centreline(ct, lm)
     kk = np.arange(nk)
-    sag = v[kk, :, ic].astype(np.float32)  # [k, j]
-    cor = v[kk, jc, :].astype(np.float32)  # [k, i]
+    sag = v[kk, :, ic].astype(np.float32)  # [k, j]: anterior left, posterior right
+    cor = v[kk, jc, :].astype(np.float32)  # [k, i]: patient right left, left right
     sx, sy, sz = (float(a) for a in ct.spacing_mm)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 8), dpi=100)
-    for ax, img, dx, lab in ((axes[0], sag, sy, "sagittal (A left, P right)"),
-                             (axes[1], cor, sx, "coronal (patient R left, L right)")):
-        ax.imshow(img, cmap="gray", vmin=-250, vmax=1000, origin="lower",
-                  aspect=sz / dx, interpolation="nearest")
-        ax.set_title(lab, fontsize=9)
-        ax.set_xlabel("pixel")
-        ax.set_ylabel("slice k (superior up)")
-        width = img.shape[1]
+    h = PANEL_HEIGHT
+    panels = [(_panel(sag, sy, sz, h), "sagittal (A left, P right)"),
+              (_panel(cor, sx, sz, h), "coronal (patient R left, L right)")]
+    gap, top, bottom = 16, 58, 40 + 14 * min(len(lm.warnings), 4)
+    width = sum(p.width for (p, _), _ in panels) + gap * (len(panels) + 1)
+    canvas = Image.new("RGB", (max(width, 640), top + h + bottom), (0, 0, 0))
+    draw = ImageDraw.Draw(canvas)
+    f_title, f_label = _font(16), _font(12)
+    draw.text((gap, 8), title or "rcsa levels", fill=_COLOURS["text"], font=f_title)
+    x0 = gap
+    for (panel, per_slice), caption in panels:
+        canvas.paste(panel.convert("RGB"), (x0, top))
+        draw.text((x0, top - 20), caption, fill=_COLOURS["text"], font=f_label)
+
+        def y_of(k: float, per: float = per_slice) -> float:
+            return top + h - (k + 0.5) * per  # slice centre, superior up
+
+        def hline(y: float, colour: tuple[int, int, int], width_px: int = 1,
+                  dash: int = 0, x_left: int = x0, x_right: int = x0 + panel.width) -> None:
+            if not dash:
+                draw.line([(x_left, y), (x_right, y)], fill=colour, width=width_px)
+                return
+            for xs in range(x_left, x_right, 2 * dash):
+                draw.line([(xs, y), (min(xs + dash, x_right), y)], fill=colour, width=width_px)
+
         for name, lv in lm.levels.items():
             if lv.status == "ambiguous":  # where it could be: grey, dotted, with a '?'
                 for k in lv.candidates:
-                    ax.axhline(k, color="0.6", lw=0.6, ls=":")
-                    ax.text(width / 2, k + 0.5, f"{name}?", color="0.7", fontsize=6,
-                            ha="center", va="bottom")
+                    hline(y_of(k), _COLOURS["ambiguous"], dash=2)
+                    draw.text((x0 + panel.width // 2, y_of(k) - 13), f"{name}?",
+                              fill=_COLOURS["ambiguous"], font=f_label)
             if not lv.found or lv.slice_index is None:
                 continue
-            colour = "yellow" if name in VERTEBRAE else ("cyan" if "disc" in name else "lime")
-            style = "--" if lv.method == "manual" else "-"
-            ax.axhline(lv.slice_index, color=colour, lw=0.8, ls=style)
-            # vertebrae labelled on the right, disc and pelvic levels on the left
-            right = name in VERTEBRAE
-            ax.text(width - 1 if right else 1, lv.slice_index + 0.5,
-                    f"{name} ({lv.slice_index})", color=colour, fontsize=7,
-                    ha="right" if right else "left", va="bottom")
+            kind = "vertebra" if name in VERTEBRAE else ("disc" if "disc" in name else "pelvic")
+            colour = _COLOURS[kind]
+            y = y_of(lv.slice_index)
+            hline(y, colour, width_px=2, dash=6 if lv.method == "manual" else 0)
+            label = f"{name} ({lv.slice_index})"
+            if name in VERTEBRAE:  # vertebrae labelled on the right, the others on the left
+                tw = draw.textlength(label, font=f_label)
+                draw.text((x0 + panel.width - tw - 2, y - 14), label, fill=colour, font=f_label)
+            else:
+                draw.text((x0 + 2, y - 14), label, fill=colour, font=f_label)
             if lv.upper_endplate_slice is not None:
-                ax.axhline(lv.upper_endplate_slice, color=colour, lw=0.4, ls=":")
-    fig.suptitle(title or "rcsa levels", fontsize=10)
-    if lm.warnings:
-        fig.text(0.01, 0.01, "warnings: " + "; ".join(lm.warnings)[:300], fontsize=7,
-                 color="red", wrap=True)
+                hline(y_of(lv.upper_endplate_slice), colour, dash=2)
+        x0 += panel.width + gap
+    for n, w in enumerate(lm.warnings[:4]):
+        draw.text((gap, top + h + 10 + 14 * n), f"warning: {w}"[:200],
+                  fill=_COLOURS["warning"], font=f_label)
     out = Path(path)
-    try:
-        atomic_write(
-            out,
-            lambda tmp: fig.savefig(tmp, format="png", pil_kwargs={"compress_level": 1}),
-            overwrite=overwrite,
-            create_parent=True,
-        )
-    finally:
-        plt.close(fig)
+    atomic_write(out, lambda tmp: canvas.save(tmp, format="PNG", compress_level=1),
+                 overwrite=overwrite, create_parent=True)
     return out
