@@ -196,3 +196,21 @@ def test_vertebral_body_from_rcsa_model_without_body_parts(tmp_path: Path, abdom
     w = pd.read_csv(tmp_path / "none" / "features.csv").iloc[0]
     assert pd.isna(w["L4_vertebral_body_csa_mm2"]) and pd.isna(w["L4_psoas_both_rcsa"])
     assert "--body-parts" in w["L4_vertebral_body_reason"]
+
+
+def test_measuring_existing_masks_does_not_import_torch(abdomen: Path) -> None:
+    """With a vertebral body in the labels (or --no-body-from-model) rcsa measure is torch-free."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from rcsa.pipeline import measure_labels\n"
+        f"d = {str(abdomen)!r} + '/'\n"
+        "measure_labels(d + 'ct.nii.gz', d + 'labels_ts_v2.nii.gz',\n"
+        "               body_parts=d + 'vertebral_body_parts.nii.gz')\n"
+        "measure_labels(d + 'ct.nii.gz', d + 'labels_ts_v2.nii.gz', body_from_model=False)\n"
+        "print(sorted(m for m in ('torch', 'monai') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
