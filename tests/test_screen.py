@@ -230,26 +230,41 @@ def test_structure_model_gives_no_score_and_says_why(demo_report: Path, tmp_path
     assert _files_digest(run) == before  # the input run folder is never modified
 
 
+def _run_with_edited_rows(demo_report: Path, tmp_path: Path,
+                          where: tuple[str, str, str, str | None], **columns: Any) -> Path:
+    """A copy of the sample's run folder whose features_long.csv rows at (level, structure,
+    side[, quantity]) get ``columns`` (as ``rcsa measure`` would have written them)."""
+    run = tmp_path / "run"
+    shutil.copytree(demo_report / "run", run)
+    long = pd.read_csv(run / "features_long.csv")
+    level, structure, side, quantity = where
+    sel = (long["level"] == level) & (long["structure"] == structure) & (long["side"] == side)
+    if quantity is not None:
+        sel &= long["quantity"] == quantity
+    assert sel.sum() >= 1 and (quantity is None or sel.sum() == 1)
+    for col, value in columns.items():
+        long[col] = long[col].astype(object)
+        long.loc[sel, col] = value
+    long.to_csv(run / "features_long.csv", index=False)
+    return run
+
+
+def _report_row(res: Any, level: str, structure: str, side: str) -> dict[str, Any]:
+    return dict(next(r for r in res.document["measurements"]["rows"]
+                     if (r["level"], r["structure"], r["side"]) == (level, structure, side)))
+
+
 def test_implausible_value_is_flagged_in_table_and_checks(demo_report: Path,
                                                         tmp_path: Path) -> None:
     """A run whose L3 left psoas is 90 mm2 (below the 150 mm2 envelope), as measure writes it."""
     from rcsa.measure.plausibility import reference_range
 
-    run = tmp_path / "run"
-    shutil.copytree(demo_report / "run", run)
-    long = pd.read_csv(run / "features_long.csv")
-    long["flag"] = long["flag"].astype(object)
-    sel = ((long["level"] == "L3") & (long["structure"] == "psoas") & (long["side"] == "left")
-           & (long["quantity"] == "csa_mm2"))
-    assert sel.sum() == 1
     rng = reference_range("L3", "psoas", "left", "csa_mm2")
     assert rng is not None
-    long.loc[sel, "value"] = 90.0
-    long.loc[sel, "flag"] = rng.check(90.0)
-    long.to_csv(run / "features_long.csv", index=False)
+    run = _run_with_edited_rows(demo_report, tmp_path, ("L3", "psoas", "left", "csa_mm2"),
+                                value=90.0, flag=rng.check(90.0))
     res = screen(run, tmp_path / "r", pdf=False)
-    row = next(r for r in res.document["measurements"]["rows"]
-               if (r["level"], r["structure"], r["side"]) == ("L3", "psoas", "left"))
+    row = _report_row(res, "L3", "psoas", "left")
     assert row["csa_mm2"] == 90.0 and row["out_of_range"] == ["csa_mm2"]
     assert row["flags"] == [rng.check(90.0)] and "below the plausible range" in row["flags"][0]
     assert res.document["trust"]["rows_outside_plausible_range"] == 1
@@ -261,18 +276,11 @@ def test_implausible_value_is_flagged_in_table_and_checks(demo_report: Path,
 def test_missing_measurement_is_shown_empty_with_its_reason(demo_report: Path,
                                                           tmp_path: Path) -> None:
     """A run whose L5 left psoas was not found (as measure writes it: no value, a reason)."""
-    run = tmp_path / "run"
-    shutil.copytree(demo_report / "run", run)
-    long = pd.read_csv(run / "features_long.csv")
-    long["reason"] = long["reason"].astype(object)
-    sel = ((long["level"] == "L5") & (long["structure"] == "psoas") & (long["side"] == "left"))
     reason = "no psoas (left) on the L5 slice: outside the field of view or not segmented"
-    long.loc[sel, "value"] = None
-    long.loc[sel, "reason"] = reason
-    long.to_csv(run / "features_long.csv", index=False)
+    run = _run_with_edited_rows(demo_report, tmp_path, ("L5", "psoas", "left", None),
+                                value=None, reason=reason)
     res = screen(run, tmp_path / "r", pdf=False)
-    row = next(r for r in res.document["measurements"]["rows"]
-               if (r["level"], r["structure"], r["side"]) == ("L5", "psoas", "left"))
+    row = _report_row(res, "L5", "psoas", "left")
     assert row["csa_mm2"] is None and row["reason"] == reason
     assert any("L5 psoas left" in c and "L5 slice" in c for c in res.document["trust"]["checks"])
     assert reason in res.html.read_text()
