@@ -30,6 +30,22 @@ U8 = npt.NDArray[np.uint8]
 MIN_BODY_MM2 = 300.0
 
 
+def vertebral_body(labels: npt.NDArray[Any], class_map: ClassMap, pixel_area_mm2: float
+                   ) -> npt.NDArray[np.bool_] | None:
+    """The largest connected component of the vertebral body class when it has at least
+    :data:`MIN_BODY_MM2` (stray 'body' pixels elsewhere never count), else ``None``."""
+    if "vertebral_body" not in class_map.names:
+        return None
+    body = labels == class_map.id_of("vertebral_body")
+    if not body.any():
+        return None
+    comps, _n = ndimage.label(body)
+    sizes = np.bincount(comps.ravel())[1:]
+    if sizes.max() * pixel_area_mm2 < MIN_BODY_MM2:
+        return None
+    return np.asarray(comps == int(np.argmax(sizes)) + 1)
+
+
 def midline_column(labels: npt.NDArray[Any], class_map: ClassMap,
                    hu: npt.NDArray[Any] | None = None, pixel_area_mm2: float = 1.0) -> float:
     """Column (i) of the body midline on a predicted slice.
@@ -38,15 +54,9 @@ def midline_column(labels: npt.NDArray[Any], class_map: ClassMap,
     ``MIN_BODY_MM2``, else the median column of bone pixels (HU >= 200: spine, ribs and pelvis
     are near-symmetric), else the paraspinal muscles' centroid, else the image centre.
     """
-    try:
-        body = labels == class_map.id_of("vertebral_body")
-    except KeyError:
-        body = np.zeros(labels.shape, bool)
-    if body.any():
-        comps, _n = ndimage.label(body)
-        sizes = np.bincount(comps.ravel())[1:]
-        if sizes.max() * pixel_area_mm2 >= MIN_BODY_MM2:
-            return float(np.mean(np.nonzero(comps == int(np.argmax(sizes)) + 1)[1]))
+    body = vertebral_body(labels, class_map, pixel_area_mm2)
+    if body is not None:
+        return float(np.mean(np.nonzero(body)[1]))
     if hu is not None:
         bone = np.asarray(hu) >= 200
         if bone.sum() >= 10:
@@ -172,8 +182,6 @@ def implausible_removed(labels: npt.NDArray[Any], class_map: ClassMap, level: st
 #: lie in the grooves beside the spinous processes. Generous limits that still reject masks in
 #: the arms, the abdominal wall or the bowel.
 MAX_MM_FROM_BODY: dict[str, float] = {"psoas": 40.0, "multifidus": 70.0, "erector_spinae": 120.0}
-#: Below this vertebral body area (mm2) on the slice the distance rule does not act.
-MIN_BODY_MM2 = 300.0
 
 
 def far_from_body_removed(labels: npt.NDArray[Any], class_map: ClassMap, spacing_mm: float
@@ -185,13 +193,8 @@ def far_from_body_removed(labels: npt.NDArray[Any], class_map: ClassMap, spacing
     below the spine). Returns (labels, pixels removed).
     """
     out = np.asarray(labels, np.uint8).copy()
-    if "vertebral_body" not in class_map.names:
-        return out, 0
-    body = out == class_map.id_of("vertebral_body")
-    comps, n = ndimage.label(body)
-    if n > 1:  # the body itself: its largest component (stray 'body' pixels must not anchor)
-        body = comps == (int(np.argmax(np.bincount(comps.ravel())[1:])) + 1)
-    if body.sum() * spacing_mm**2 < MIN_BODY_MM2:
+    body = vertebral_body(out, class_map, spacing_mm**2)
+    if body is None:
         return out, 0
     dist = ndimage.distance_transform_edt(~body, sampling=(spacing_mm, spacing_mm))
     removed = 0
