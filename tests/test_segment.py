@@ -186,6 +186,38 @@ def test_muscle_far_from_the_vertebral_body_is_removed() -> None:
     assert far_from_body_removed(lab, C.RCSA_CLASSES, 1.0)[1] == 0
 
 
+def test_body_box_batching_and_sliding_window_agree() -> None:
+    """The network sees the body's bounding box; outside it every pixel is background with
+    probability 1; boxes that fit the training crop run as one batch and give what each gives
+    alone; a box larger than the crop goes through the sliding window."""
+    from rcsa.segment.infer import BODY_MARGIN_PX, body_box, predict_stack, predict_stacks
+    from rcsa.segment.model import build_network
+
+    torch.manual_seed(0)
+    net = build_network(TINY_ARCH, 3, len(C.RCSA_CLASSES)).eval()
+    small = np.zeros((3, 90, 100), np.float32)
+    small[:, 30:50, 20:60] = 0.6  # a 20 x 40 px "body" in air
+    assert body_box(small) == (30 - BODY_MARGIN_PX, 50 + BODY_MARGIN_PX,
+                               20 - BODY_MARGIN_PX, 60 + BODY_MARGIN_PX)
+    assert body_box(np.zeros((3, 9, 7), np.float32)) == (0, 9, 0, 7)
+    big = np.random.default_rng(1).random((3, 70, 90)).astype(np.float32)  # box 70 x 90 > 64
+    other = np.roll(small, 9, axis=2)
+    dev = torch.device("cpu")
+    batch = predict_stacks(net, [small, big, other], dev, 64, tta=True,
+                           perm=C.RCSA_CLASSES.lr_permutation())
+    alone = [predict_stack(net, x, dev, 64, tta=True, perm=C.RCSA_CLASSES.lr_permutation())
+             for x in (small, big, other)]
+    for b, a, x in zip(batch, alone, (small, big, other), strict=True):
+        assert b.shape == (len(C.RCSA_CLASSES), *x.shape[1:])
+        np.testing.assert_allclose(b, a, atol=1e-5)
+        np.testing.assert_allclose(b.sum(axis=0), 1.0, atol=1e-5)
+    r0, r1, c0, c1 = body_box(small)
+    outside = np.ones(small.shape[1:], bool)
+    outside[r0:r1, c0:c1] = False
+    assert (batch[0][0][outside] == 1.0).all() and (batch[0][1:, outside] == 0).all()
+    assert not np.allclose(batch[0][0][~outside], 1.0)  # the network did run inside
+
+
 def test_level_slices_accepts_mapping_and_level_map() -> None:
     assert level_slices({"L3": 72, "L4": 62}, ["L4"]) == [("L4", 62)]
     from rcsa.levels.types import Level, LevelMap

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -342,8 +343,9 @@ def write_scan_outputs(result: ScanResult, out_dir: str | Path, overwrite: bool 
 
     out = Path(out_dir)
     check_output_dir(out, overwrite)
-    with staged_folder(out) as stage:
-        m = result.measurements
+    m = result.measurements
+
+    def tables(stage: Path) -> None:
         wide = pd.DataFrame([m.wide_row()], columns=wide_columns(m.config))
         wide.to_csv(stage / "features.csv", index=False)
         wide.astype(object).where(wide.notna(), None).to_parquet(stage / "features.parquet")
@@ -351,10 +353,14 @@ def write_scan_outputs(result: ScanResult, out_dir: str | Path, overwrite: bool 
         (stage / "levels.json").write_text(
             json.dumps(levels_document(result.inputs.get("scan", ""), result.level_map),
                        indent=2) + "\n", encoding="utf-8")
+
+    def labels(stage: Path) -> None:
         write_labels(result.segmentation_volume(), result.ct, stage / "segmentation.nii.gz")
         (stage / "segmentation_labels.json").write_text(
             json.dumps({str(c.id): c.name for c in result.class_map.classes}, indent=2) + "\n",
             encoding="utf-8")
+
+    def images(stage: Path) -> None:
         qc = stage / "qc"
         qc.mkdir()
         write_qc_png(result.ct, result.level_map, qc / "levels.png",
@@ -367,6 +373,13 @@ def write_scan_outputs(result: ScanResult, out_dir: str | Path, overwrite: bool 
                         spacing_mm=(float(result.ct.spacing_mm[0]),
                                     float(result.ct.spacing_mm[1])),
                         lines=tuple(_level_lines(result, name)))
+
+    with staged_folder(out) as stage:
+        # Compression (NIfTI gzip, PNG zlib) runs outside the GIL: the three parts overlap.
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            jobs = [pool.submit(part, stage) for part in (labels, images, tables)]
+        for job in jobs:
+            job.result()
         run = {
             "rcsa_version": __version__,
             "scan_id": m.scan_id,

@@ -118,33 +118,100 @@ def level_slices(levels: Any, names: Sequence[str] | None = None) -> list[tuple[
     return pairs
 
 
+#: Body bounding box: pixels of the centre channel above this normalised intensity (with the
+#: default window of -250..350 HU, 0.1 is about -190 HU: fat and every denser tissue, not air
+#: or lung) are the body; the network sees that box plus ``BODY_MARGIN_PX``.
+BODY_LEVEL = 0.1
+BODY_MARGIN_PX = 8
+
+
+def body_box(image: npt.NDArray[np.float32], margin: int = BODY_MARGIN_PX
+             ) -> tuple[int, int, int, int]:
+    """(row0, row1, col0, col1), end-exclusive, of the body in a (channels, H, W) input: the
+    pixels of the centre channel above ``BODY_LEVEL``, grown by ``margin``; the whole image
+    when nothing is above it."""
+    h, w = image.shape[1:]
+    body = image[image.shape[0] // 2] > BODY_LEVEL
+    rows = np.flatnonzero(body.any(axis=1))
+    cols = np.flatnonzero(body.any(axis=0))
+    if rows.size == 0:
+        return 0, h, 0, w
+    return (max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + 1 + margin),
+            max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + 1 + margin))
+
+
+def _pad_to(x: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Zero-pad the last two axes of ``x`` (centred) to at least ``size``; returns the offsets."""
+    h, w = x.shape[-2:]
+    ph, pw = max(0, size[0] - h), max(0, size[1] - w)
+    return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)), (ph // 2, pw // 2)
+
+
+def predict_stacks(net: torch.nn.Module, images: Sequence[npt.NDArray[np.float32]],
+                   device: torch.device, roi: int, tta: bool = False,
+                   perm: Sequence[int] | None = None) -> list[npt.NDArray[np.float32]]:
+    """Soft-max probabilities (C,H,W) for each (channels,H,W) input.
+
+    The network sees the body's bounding box (:func:`body_box`); outside it every pixel is
+    background with probability 1. A box that fits in ``roi`` x ``roi`` pixels (the training
+    crop) is zero-padded (= air after normalisation, as training crops at the edge of the
+    field of view are) to exactly that size, and all such boxes run as one batch; a larger box
+    is covered by a sliding window of ``roi`` pixels with Gaussian blending. With ``tta``
+    also the left-right mirrored input, mirrored back and with L/R classes swapped
+    (``perm``), averaged.
+    """
+    from monai.inferers.utils import sliding_window_inference
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2] <= roi and x.shape[-1] <= roi:
+            return net(x)
+        out = sliding_window_inference(x, (roi, roi), 4, net, overlap=0.25, mode="gaussian")
+        assert isinstance(out, torch.Tensor)
+        return out
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        logits = forward(x)
+        if tta:
+            flipped = torch.flip(forward(torch.flip(x, dims=(-1,))), dims=(-1,))
+            if perm is not None:
+                flipped = flipped[:, list(perm)]
+            return (torch.softmax(logits, dim=1) + torch.softmax(flipped, dim=1)) / 2
+        return torch.softmax(logits, dim=1)
+
+    boxes = [body_box(im) for im in images]
+    crops: list[torch.Tensor] = []
+    offsets: list[tuple[int, int]] = []
+    for im, (r0, r1, c0, c1) in zip(images, boxes, strict=True):
+        crop, off = _pad_to(torch.as_tensor(np.ascontiguousarray(im[:, r0:r1, c0:c1])),
+                            (roi, roi))
+        crops.append(crop)
+        offsets.append(off)
+    fits = [i for i, c in enumerate(crops) if tuple(c.shape[-2:]) == (roi, roi)]
+    crop_probs: dict[int, torch.Tensor] = {}
+    with torch.no_grad():
+        if fits:
+            batch = run(torch.stack([crops[i] for i in fits]).to(device))
+            crop_probs.update(zip(fits, batch, strict=True))
+        for i, c in enumerate(crops):
+            if i not in crop_probs:
+                crop_probs[i] = run(c[None].to(device))[0]
+    out: list[npt.NDArray[np.float32]] = []
+    for i, im in enumerate(images):
+        r0, r1, c0, c1 = boxes[i]
+        oy, ox = offsets[i]
+        p = crop_probs[i][:, oy : oy + r1 - r0, ox : ox + c1 - c0].cpu().numpy()
+        full = np.zeros((p.shape[0], *im.shape[1:]), np.float32)
+        full[0] = 1.0
+        full[:, r0:r1, c0:c1] = p
+        out.append(full)
+    return out
+
+
 def predict_stack(net: torch.nn.Module, image: npt.NDArray[np.float32], device: torch.device,
                   roi: int, tta: bool = False, perm: Sequence[int] | None = None
                   ) -> npt.NDArray[np.float32]:
-    """Soft-max probabilities (C,H,W) for one (channels,H,W) input: sliding window of
-    ``roi`` pixels; with ``tta`` also the left-right mirrored input, mirrored back and with
-    L/R classes swapped (``perm``), averaged."""
-    from monai.inferers.utils import sliding_window_inference
-
-    x = torch.as_tensor(image)[None].to(device)
-    h, w = image.shape[1:]
-    pad_h, pad_w = max(0, roi - h), max(0, roi - w)
-    x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
-
-    def run(inp: torch.Tensor) -> torch.Tensor:
-        out = sliding_window_inference(inp, (roi, roi), 4, net, overlap=0.25, mode="gaussian")
-        assert isinstance(out, torch.Tensor)
-        return torch.softmax(out, dim=1)
-
-    with torch.no_grad():
-        probs = run(x)
-        if tta:
-            flipped = torch.flip(run(torch.flip(x, dims=(-1,))), dims=(-1,))
-            if perm is not None:
-                flipped = flipped[:, list(perm)]
-            probs = (probs + flipped) / 2
-    probs = probs[0, :, pad_h // 2 : pad_h // 2 + h, pad_w // 2 : pad_w // 2 + w]
-    return np.asarray(probs.cpu().numpy(), np.float32)
+    """:func:`predict_stacks` for one input."""
+    return predict_stacks(net, [image], device, roi, tta, perm)[0]
 
 
 def _flags(labels: npt.NDArray[np.uint8], conf: Mapping[str, float], cmap: ClassMap,
@@ -211,8 +278,9 @@ def segment(
     for name, k in pairs:
         if not 0 <= k < nk:
             raise InputError(f"level {name}: slice {k} outside the scan (0..{nk - 1})")
-        stack = slice_stack(ct, k, m.preprocessing)
-        probs = predict_stack(m.network, stack, dev, m.preprocessing.patch_size, tta, perm)
+    stacks = [slice_stack(ct, k, m.preprocessing) for _, k in pairs]
+    all_probs = predict_stacks(m.network, stacks, dev, m.preprocessing.patch_size, tta, perm)
+    for (name, k), probs in zip(pairs, all_probs, strict=True):
         probs = probabilities_to_native(probs, native)
         banned = banned_classes(cmap, name, k, ceiling) if post else []
         if banned:

@@ -47,14 +47,16 @@ def overlay_png(
     image is scaled to square pixels of about 1 mm (at least 384 px wide).
     """
     grey = (np.clip((np.asarray(hu, np.float32) + 200.0) / 500.0, 0, 1) * 255).astype(np.uint8)
-    rgb = np.repeat(grey[..., np.newaxis], 3, axis=2).astype(np.float32)
     lab = np.asarray(labels)
+    ids = [c.id for c in class_map.classes]
+    lut = np.zeros((max(max(ids), int(lab.max(initial=0))) + 1, 3), np.float32)
+    weight = np.zeros(len(lut), np.float32)  # blending weight of each label's colour
     for c in class_map.classes:
-        if c.id == 0:
-            continue
-        m = lab == c.id
-        if m.any():
-            rgb[m] = (1 - alpha) * rgb[m] + alpha * np.array(_colour(c.id), np.float32)
+        if c.id != 0:
+            lut[c.id] = _colour(c.id)
+            weight[c.id] = alpha
+    w = weight[lab][..., np.newaxis]
+    rgb = (1 - w) * grey[..., np.newaxis].astype(np.float32) + w * lut[lab]
     img = Image.fromarray(rgb.clip(0, 255).astype(np.uint8))
     h_mm, w_mm = lab.shape[0] * spacing_mm[1], lab.shape[1] * spacing_mm[0]
     scale = max(1.0, 384.0 / max(w_mm, 1e-6))
