@@ -164,8 +164,10 @@ def predict_stacks(net: torch.nn.Module, images: Sequence[npt.NDArray[np.float32
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2] <= roi and x.shape[-1] <= roi:
-            return net(x)
-        out = sliding_window_inference(x, (roi, roi), 4, net, overlap=0.25, mode="gaussian")
+            out = net(x)
+        else:
+            out = sliding_window_inference(x, (roi, roi), 4, net, overlap=0.25,
+                                           mode="gaussian")
         assert isinstance(out, torch.Tensor)
         return out
 
