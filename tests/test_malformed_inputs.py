@@ -527,3 +527,24 @@ def test_alberta_jpeg_lossless_equals_uncompressed() -> None:
     assert len(ts) == 2  # really two encodings of one image
     hu = a.hu()
     assert hu.min() < -900 and 0 < float(np.median(hu[hu > -200])) < 200
+
+
+def test_geometry_decimal_strings_parsed_like_pydicom(tmp_path: Path) -> None:
+    """Orientation / position are parsed from the raw decimal strings (a fast path that skips
+    pydicom's conversion): exponent, sign and padded forms give pydicom's values, and the
+    wrong number of values is 'absent' as before."""
+    from rcsa.io.dicom import _Header, _read_header
+
+    ds = f.series()[0]
+    ds.ImagePositionPatient = ["-1.5E2", "-12.25", "+301"]
+    ds.ImageOrientationPatient = ["1", "0.0", "0", "0", "1.000000", "-0"]
+    path = f.write(ds, tmp_path / "a.dcm")
+    h = _Header(path, _read_header(path))
+    assert isinstance(h.ds.get_item(0x00200032).value, bytes)  # still the raw string
+    assert h.position is not None and h.position.tolist() == [-150.0, -12.25, 301.0]
+    assert h.orientation is not None
+    want = [float(v) for v in pydicom.dcmread(path).ImageOrientationPatient]
+    assert h.orientation.tolist() == want
+    ds.ImagePositionPatient = ["1", "2"]
+    path = f.write(ds, tmp_path / "b.dcm")
+    assert _Header(path, _read_header(path)).position is None

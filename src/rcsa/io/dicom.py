@@ -24,12 +24,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
@@ -121,19 +123,36 @@ class _Header:
     def has_pixel_data(self) -> bool:
         return any(t in self.ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
 
-    @property
-    def orientation(self) -> npt.NDArray[np.float64] | None:
-        iop = self.get("ImageOrientationPatient")
-        if iop is None or len(iop) != 6:
-            return None
-        return np.array([float(v) for v in iop])
+    def _numbers(self, keyword: str, n: int) -> npt.NDArray[np.float64] | None:
+        """A decimal-string (DS) attribute as ``n`` floats, or None when absent / not ``n``.
 
-    @property
-    def position(self) -> npt.NDArray[np.float64] | None:
-        ipp = self.get("ImagePositionPatient")
-        if ipp is None or len(ipp) != 3:
+        Parsed from the raw bytes when pydicom has not converted the element yet (its DS
+        conversion validates every value and is most of the cost of reading a series'
+        geometry); pydicom's value otherwise."""
+        tag = tag_for_keyword(keyword)
+        if tag is None or tag not in self.ds:
             return None
-        return np.array([float(v) for v in ipp])
+        raw = self.ds.get_item(tag)
+        value = getattr(raw, "value", None)
+        if isinstance(value, bytes):
+            try:
+                parts = [float(v) for v in value.decode("ascii").strip(" \0").split("\\")]
+            except (UnicodeDecodeError, ValueError):
+                parts = None
+            if parts is not None:
+                return np.array(parts) if len(parts) == n else None
+        seq = self.get(keyword)
+        if seq is None or len(seq) != n:
+            return None
+        return np.array([float(v) for v in seq])
+
+    @cached_property
+    def orientation(self) -> npt.NDArray[np.float64] | None:
+        return self._numbers("ImageOrientationPatient", 6)
+
+    @cached_property
+    def position(self) -> npt.NDArray[np.float64] | None:
+        return self._numbers("ImagePositionPatient", 3)
 
 
 # ------------------------------------------------------------------------------------------
@@ -382,8 +401,10 @@ def _validate_series(hs: list[_Header]) -> None:
     _odd_one_out(hs, rounded_iop, "ImageOrientationPatient", iop_text)
 
     def rounded_spacing(h: _Header) -> tuple[float, ...]:
-        ps = [float(x) for x in h.get("PixelSpacing")]
-        return tuple(round(x / PIXEL_SPACING_TOL_MM) for x in ps)
+        ps = h._numbers("PixelSpacing", 2)
+        if ps is None:
+            ps = np.array([float(x) for x in h.get("PixelSpacing")])
+        return tuple(round(float(x) / PIXEL_SPACING_TOL_MM) for x in ps)
 
     _odd_one_out(
         hs, rounded_spacing, "PixelSpacing", lambda v: [x * PIXEL_SPACING_TOL_MM for x in v]
