@@ -235,24 +235,37 @@ def test_permuted_axes_nifti_loads_identically(ap_ct: CTVolume, abdomen: Path,
 
 def test_parallel_decoding_equals_in_process(thoracolumbar: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """Compressed series are decoded by worker processes; same HU as in-process decoding."""
+    """Compressed series are decoded by worker processes, while the headers are still being
+    read (prefetch) or after them; same HU as in-process decoding either way."""
     import rcsa.io.dicom as dcm
 
     monkeypatch.setenv("RCSA_DECODE_PROCESSES", "0")
     serial = load(thoracolumbar / "dicom")
     monkeypatch.setenv("RCSA_DECODE_PROCESSES", "2")
     monkeypatch.setattr(dcm, "PARALLEL_DECODE_MIN_IMAGES", 2)
-    calls: list[int] = []
-    real = dcm._decode_parallel
+    calls: list[tuple[str, int]] = []
+    real_after, real_prefetch = dcm._decode_parallel, dcm._Prefetch.results
 
-    def spy(hs: list) -> list | None:  # type: ignore[type-arg]
-        res = real(hs)
-        calls.append(0 if res is None else sum(r is not None for r in res))
+    def after(hs: list) -> list | None:  # type: ignore[type-arg]
+        res = real_after(hs)
+        calls.append(("after", 0 if res is None else sum(r is not None for r in res)))
         return res
 
-    monkeypatch.setattr(dcm, "_decode_parallel", spy)
+    def prefetched(self: dcm._Prefetch, hs: list) -> list | None:  # type: ignore[type-arg]
+        res = real_prefetch(self, hs)
+        calls.append(("prefetch", 0 if res is None else sum(r is not None for r in res)))
+        return res
+
+    monkeypatch.setattr(dcm, "_decode_parallel", after)
+    monkeypatch.setattr(dcm._Prefetch, "results", prefetched)
     parallel = load(thoracolumbar / "dicom")
-    assert calls == [20]  # every slice came from a worker
+    assert calls == [("prefetch", 20)]  # every slice came from a worker, during header reading
+    np.testing.assert_array_equal(parallel.voxels, serial.voxels)
+
+    calls.clear()
+    monkeypatch.setattr(dcm._Prefetch, "__call__", lambda self, h: None)  # no prefetch
+    parallel = load(thoracolumbar / "dicom")
+    assert calls == [("prefetch", 0), ("after", 20)]
     np.testing.assert_array_equal(parallel.voxels, serial.voxels)
 
 

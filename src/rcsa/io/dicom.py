@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
@@ -244,8 +244,10 @@ def _truncation(ds: Dataset, path: Path) -> str:
     return ""
 
 
-def read_headers(inputs: Sequence[Path]) -> tuple[list[_Header], list[Path]]:
-    """All DICOM headers under ``inputs`` and the files that were not DICOM."""
+def read_headers(inputs: Sequence[Path], on_header: Callable[[_Header], None] | None = None
+                 ) -> tuple[list[_Header], list[Path]]:
+    """All DICOM headers under ``inputs`` and the files that were not DICOM; ``on_header``
+    is called with each image header as soon as it is read."""
     headers: list[_Header] = []
     skipped: list[Path] = []
     for f in _list_files(inputs):
@@ -256,6 +258,8 @@ def read_headers(inputs: Sequence[Path]) -> tuple[list[_Header], list[Path]]:
         header = _Header(f, ds)
         if header.sop_class or "Modality" in ds:
             headers.append(header)
+            if on_header is not None:
+                on_header(header)
         else:
             skipped.append(f)
     if not headers:
@@ -449,30 +453,31 @@ def _decode_file(path: str) -> tuple[bool, Any]:
         return False, f"{type(exc).__name__}: {exc}"
 
 
+def _worker_limit() -> int:
+    env = os.environ.get("RCSA_DECODE_PROCESSES")
+    return int(env) if env and env.isdigit() else min(4, os.cpu_count() or 1)
+
+
+def _worker_decodable(h: _Header) -> bool:
+    """Compressed, with a Part-10 preamble: what a worker decodes from the path alone."""
+    ts = getattr(getattr(h.ds, "file_meta", None), "TransferSyntaxUID", None)
+    return ts is not None and bool(ts.is_compressed) and h.ds.preamble is not None
+
+
 def _decode_workers(hs: list[_Header]) -> int:
     """How many worker processes to decode with (0 = decode in this process)."""
-    env = os.environ.get("RCSA_DECODE_PROCESSES")
-    limit = int(env) if env and env.isdigit() else min(4, os.cpu_count() or 1)
+    limit = _worker_limit()
     if limit < 2 or len(hs) < PARALLEL_DECODE_MIN_IMAGES:
         return 0
-    for h in hs:
-        ts = getattr(getattr(h.ds, "file_meta", None), "TransferSyntaxUID", None)
-        if ts is None or not ts.is_compressed or h.ds.preamble is None:
-            return 0
-    return limit
+    return limit if all(_worker_decodable(h) for h in hs) else 0
 
 
-def _decode_parallel(hs: list[_Header]) -> list[npt.NDArray[Any] | None] | None:
-    """Stored arrays decoded by a process pool, or None when not worth it / not possible.
+def _process_pool(workers: int) -> Any:
+    """A ProcessPoolExecutor, or None where worker processes are unavailable.
 
     Start method: ``fork`` when this process runs a single Python thread (fast, and it does
     not re-import the caller's ``__main__`` script in the workers, so unguarded user scripts
-    are safe), else ``forkserver`` (forking a multi-threaded process is unsafe). A slice whose
-    worker failed is None: the caller decodes it in-process, which raises the typed error
-    naming the file."""
-    workers = _decode_workers(hs)
-    if not workers:
-        return None
+    are safe), else ``forkserver`` (forking a multi-threaded process is unsafe)."""
     import multiprocessing as mp
     import threading
     from concurrent.futures import ProcessPoolExecutor
@@ -484,8 +489,86 @@ def _decode_parallel(hs: list[_Header]) -> list[npt.NDArray[Any] | None] | None:
         else:
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(["pydicom.pixels"])
+        return ProcessPoolExecutor(workers, mp_context=ctx)
+    except (OSError, RuntimeError, AssertionError, ValueError) as exc:
+        log.debug("parallel decoding unavailable (%s); decoding in-process", exc)
+        return None
+
+
+class _Prefetch:
+    """Decodes compressed images in worker processes while this process is still reading
+    the headers of the rest (the two overlap instead of running one after the other).
+
+    Speculative: every worker-decodable image is submitted as soon as its header is read,
+    once ``PARALLEL_DECODE_MIN_IMAGES`` of them have been seen; images of series that are
+    not chosen are decoded for nothing (one series per folder is the common case). A failed
+    or missing result is decoded again in-process by the caller, which raises the typed
+    error naming the file. :meth:`close` must be called (it waits for the workers)."""
+
+    def __init__(self) -> None:
+        self.workers = _worker_limit()
+        self.pool: Any = None
+        self.waiting: list[_Header] = []
+        self.futures: dict[Path, Any] = {}
+        self.off = self.workers < 2
+
+    def __call__(self, h: _Header) -> None:
+        if self.off or not _worker_decodable(h):
+            return
+        self.waiting.append(h)
+        if self.pool is None:
+            if len(self.waiting) < PARALLEL_DECODE_MIN_IMAGES:
+                return
+            self.pool = _process_pool(self.workers)
+            if self.pool is None:
+                self.off = True
+                return
+        try:
+            for w in self.waiting:
+                self.futures[w.path] = self.pool.submit(_decode_file, str(w.path))
+        except (OSError, RuntimeError, AssertionError, ValueError) as exc:
+            # e.g. inside a daemonic worker (no children allowed) or a broken pool: the
+            # caller decodes in-process
+            log.debug("parallel decoding stopped (%s)", exc)
+            self.off = True
+        self.waiting.clear()
+
+    def results(self, hs: list[_Header]) -> list[npt.NDArray[Any] | None] | None:
+        """Decoded arrays for ``hs`` (None where not prefetched or failed); None when
+        nothing was prefetched."""
+        if not self.futures:
+            return None
+        out: list[npt.NDArray[Any] | None] = []
+        for h in hs:
+            fut = self.futures.pop(h.path, None)
+            try:
+                ok, arr = fut.result() if fut is not None else (False, None)
+            except Exception as exc:  # a worker died: decode this one in-process
+                log.debug("parallel decoding of %s failed (%s)", h.path, exc)
+                ok, arr = False, None
+            out.append(arr if ok else None)
+        return out
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+        self.futures.clear()
+
+
+def _decode_parallel(hs: list[_Header]) -> list[npt.NDArray[Any] | None] | None:
+    """Stored arrays decoded by a process pool (:func:`_process_pool`), or None when not
+    worth it / not possible. A slice whose worker failed is None: the caller decodes it
+    in-process, which raises the typed error naming the file."""
+    workers = _decode_workers(hs)
+    if not workers:
+        return None
+    pool = _process_pool(workers)
+    if pool is None:
+        return None
+    try:
         chunk = max(1, len(hs) // (4 * workers))
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        with pool:
             results = list(pool.map(_decode_file, [str(h.path) for h in hs], chunksize=chunk))
     except (OSError, RuntimeError, AssertionError, ValueError) as exc:
         # e.g. inside a daemonic worker (no children allowed): decode in this process
@@ -570,7 +653,8 @@ def _check_spacing(
     return True, step
 
 
-def _hu_stack(hs: list[_Header], threads: int) -> npt.NDArray[Any]:
+def _hu_stack(hs: list[_Header], threads: int, prefetch: _Prefetch | None = None
+              ) -> npt.NDArray[Any]:
     """Decode every slice and apply the modality LUT; int16 when exact, else float32."""
     first = hs[0]
     shape = (len(hs), int(first.get("Rows")), int(first.get("Columns")))
@@ -585,7 +669,9 @@ def _hu_stack(hs: list[_Header], threads: int) -> npt.NDArray[Any]:
     out: npt.NDArray[Any] = np.empty(shape, dtype=np.int16 if integral else np.float32)
     overflow = False
 
-    pre = _decode_parallel(hs)
+    pre = prefetch.results(hs) if prefetch is not None else None
+    if pre is None:
+        pre = _decode_parallel(hs)
 
     def work(k: int) -> bool:
         h = hs[k]
@@ -700,9 +786,26 @@ def load_dicom(
     paths = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
     if not paths:
         raise EmptyInputError("no input files given")
+    prefetch = _Prefetch()
+    try:
+        return _load_series(paths, prefetch, series_uid=series_uid, correct_tilt=correct_tilt,
+                            resample_irregular=resample_irregular, threads=threads)
+    finally:
+        prefetch.close()
+
+
+def _load_series(
+    paths: list[Path],
+    prefetch: _Prefetch,
+    *,
+    series_uid: str | None,
+    correct_tilt: bool,
+    resample_irregular: bool,
+    threads: int | None,
+) -> CTVolume:
     where = paths[0] if len(paths) == 1 else Path(os.path.commonpath(paths))
     warnings: list[str] = []
-    headers, skipped = read_headers(paths)
+    headers, skipped = read_headers(paths, prefetch)
     if skipped:
         warnings.append(f"skipped {len(skipped)} non-DICOM file(s)")
     hs, summaries = choose_series(headers, series_uid, where)
@@ -770,7 +873,8 @@ def load_dicom(
             else:
                 stack_vec = total / (len(hs) - 1)
 
-    stack = _hu_stack(hs, threads if threads is not None else min(4, os.cpu_count() or 1))
+    stack = _hu_stack(hs, threads if threads is not None else min(4, os.cpu_count() or 1),
+                      prefetch)
     if irregular:
         stack, _ = _resample_uniform(stack, dist, step)
 
