@@ -214,3 +214,28 @@ def test_measuring_existing_masks_does_not_import_torch(abdomen: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_failed_write_keeps_the_previous_folder(tmp_path: Path, abdomen: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The output parts are written concurrently into a staging folder: when one part fails,
+    the error reaches the caller and the existing folder is left exactly as it was."""
+    import rcsa.segment.nifti
+    from rcsa.pipeline import measure_to_folder
+
+    out = tmp_path / "out"
+    args = (abdomen / "ct.nii.gz", abdomen / "labels_ts_v2.nii.gz", out)
+    opts = {"label_map": "ts_v2", "body_parts": abdomen / "vertebral_body_parts.nii.gz"}
+    measure_to_folder(*args, **opts)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert Path("segmentation.nii.gz") in before and Path("qc/L4.png") in before
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(rcsa.segment.nifti, "write_labels", broken)
+    with pytest.raises(OSError, match="disk full"):
+        measure_to_folder(*args, overwrite=True, **opts)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging folder left
