@@ -218,6 +218,41 @@ def test_body_box_batching_and_sliding_window_agree() -> None:
     assert not np.allclose(batch[0][0][~outside], 1.0)  # the network did run inside
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_postprocess_on_the_label_box_equals_the_whole_slice(seed: int) -> None:
+    """postprocess() works on the bounding box of the labels; the result must equal the
+    same steps applied to the whole slice (components, distances, midline fallbacks)."""
+    from rcsa.segment.postprocess import (
+        far_from_body_removed,
+        implausible_removed,
+        postprocess,
+    )
+
+    rng = np.random.default_rng(seed)
+    cmap = C.RCSA_CLASSES
+    lab = np.zeros((120, 140), np.uint8)
+    for _ in range(14):  # random blobs of random classes, some touching, some far apart
+        r, c = rng.integers(20, 100), rng.integers(15, 125)
+        h, w = rng.integers(2, 14, size=2)
+        lab[r : r + h, c : c + w] = rng.integers(1, len(cmap))
+    if seed % 2:  # a vertebral body big enough to anchor the midline and distances
+        lab[50:70, 60:80] = cmap.id_of("vertebral_body")
+    hu = None if seed % 3 == 0 else rng.normal(0, 150, lab.shape)
+    if hu is not None:
+        hu[rng.integers(0, 120, 40), rng.integers(0, 140, 40)] = 900  # scattered "bone"
+    level = ("L3", "L5", None)[seed % 3]
+    got, info = postprocess(lab, cmap, 2.0, level, hu)
+    ref, implausible = implausible_removed(lab, cmap, level)
+    ref, far = far_from_body_removed(ref, cmap, 2.0)
+    ref, relabelled = side_consistency(ref, cmap, 2.0, hu=hu)
+    ref, removed = largest_component(ref, cmap)
+    np.testing.assert_array_equal(got, ref)
+    assert info == {"components_relabelled_side": relabelled, "pixels_removed_small": removed,
+                    "pixels_removed_implausible_at_level": implausible + far}
+    empty, _ = postprocess(np.zeros((5, 6), np.uint8), cmap, 1.0)
+    assert not empty.any()
+
+
 def test_level_slices_accepts_mapping_and_level_map() -> None:
     assert level_slices({"L3": 72, "L4": 62}, ["L4"]) == [("L4", 62)]
     from rcsa.levels.types import Level, LevelMap

@@ -47,12 +47,15 @@ def vertebral_body(labels: npt.NDArray[Any], class_map: ClassMap, pixel_area_mm2
 
 
 def midline_column(labels: npt.NDArray[Any], class_map: ClassMap,
-                   hu: npt.NDArray[Any] | None = None, pixel_area_mm2: float = 1.0) -> float:
+                   hu: npt.NDArray[Any] | None = None, pixel_area_mm2: float = 1.0,
+                   col0: int = 0, width: int | None = None) -> float:
     """Column (i) of the body midline on a predicted slice.
 
     The centroid of the vertebral body's largest component when it is at least
     ``MIN_BODY_MM2``, else the median column of bone pixels (HU >= 200: spine, ribs and pelvis
     are near-symmetric), else the paraspinal muscles' centroid, else the image centre.
+    ``labels`` may be a box of the slice that starts at column ``col0`` of a slice ``width``
+    columns wide (``hu`` is always the whole slice); the result is in the box's columns.
     """
     body = vertebral_body(labels, class_map, pixel_area_mm2)
     if body is not None:
@@ -60,22 +63,24 @@ def midline_column(labels: npt.NDArray[Any], class_map: ClassMap,
     if hu is not None:
         bone = np.asarray(hu) >= 200
         if bone.sum() >= 10:
-            return float(np.median(np.nonzero(bone)[1]))
+            return float(np.median(np.nonzero(bone)[1])) - col0
     para = np.isin(
         labels,
         class_map.ids_of_muscle("multifidus") + class_map.ids_of_muscle("erector_spinae"),
     )
     if para.sum() >= 10:
         return float(np.mean(np.nonzero(para)[1]))
-    return float(labels.shape[1] - 1) / 2.0
+    return float((labels.shape[1] if width is None else width) - 1) / 2.0 - col0
 
 
 def side_consistency(labels: npt.NDArray[Any], class_map: ClassMap, spacing_x_mm: float,
-                     side_margin_mm: float = 5.0, hu: npt.NDArray[Any] | None = None
-                     ) -> tuple[U8, int]:
-    """Relabel components on the wrong side; returns (labels, number relabelled)."""
+                     side_margin_mm: float = 5.0, hu: npt.NDArray[Any] | None = None,
+                     midline: float | None = None) -> tuple[U8, int]:
+    """Relabel components on the wrong side; returns (labels, number relabelled).
+    ``midline``: the midline column when already known, else :func:`midline_column`."""
     out = np.asarray(labels, np.uint8).copy()
-    mid = midline_column(out, class_map, hu, spacing_x_mm**2)
+    mid = midline if midline is not None else midline_column(out, class_map, hu,
+                                                             spacing_x_mm**2)
     margin = side_margin_mm / spacing_x_mm
     changed = 0
     for c in class_map.classes:
@@ -219,10 +224,27 @@ def far_from_body_removed(labels: npt.NDArray[Any], class_map: ClassMap, spacing
 def postprocess(labels: npt.NDArray[Any], class_map: ClassMap, spacing_x_mm: float,
                 level: str | None = None, hu: npt.NDArray[Any] | None = None
                 ) -> tuple[U8, dict[str, int]]:
-    lab, implausible = implausible_removed(labels, class_map, level)
+    """Plausibility at ``level``, distance to the vertebral body, side consistency and the
+    largest component per class (module docstring).
+
+    Works on the bounding box of the labelled pixels: every component, and the vertebral
+    body it is measured from, lies inside it, so the result equals that of the whole slice
+    (the midline fallbacks that look outside the box, bone in ``hu`` and the image centre,
+    are taken on the whole slice)."""
+    full = np.asarray(labels, np.uint8)
+    out = full.copy()
+    rows = np.flatnonzero(full.any(axis=1))
+    if rows.size == 0:
+        return out, {"components_relabelled_side": 0, "pixels_removed_small": 0,
+                     "pixels_removed_implausible_at_level": 0}
+    cols = np.flatnonzero(full.any(axis=0))
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    lab, implausible = implausible_removed(full[r0:r1, c0:c1], class_map, level)
     lab, far = far_from_body_removed(lab, class_map, spacing_x_mm)
     implausible += far
-    lab, relabelled = side_consistency(lab, class_map, spacing_x_mm, hu=hu)
+    mid = midline_column(lab, class_map, hu, spacing_x_mm**2, col0=c0, width=full.shape[1])
+    lab, relabelled = side_consistency(lab, class_map, spacing_x_mm, midline=mid)
     lab, removed = largest_component(lab, class_map)
-    return lab, {"components_relabelled_side": relabelled, "pixels_removed_small": removed,
+    out[r0:r1, c0:c1] = lab
+    return out, {"components_relabelled_side": relabelled, "pixels_removed_small": removed,
                  "pixels_removed_implausible_at_level": implausible}
