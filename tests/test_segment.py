@@ -348,6 +348,46 @@ def test_library_train_config(manifest: Path, tmp_path: Path) -> None:
     assert meta["preprocessing"]["in_channels"] == 1
 
 
+def test_swa_exports_the_mean_of_the_last_epochs(manifest: Path, tmp_path: Path) -> None:
+    """--swa-epochs 2 of 3: the exported weights are the mean of epochs 2 and 3's weights,
+    also when the run is interrupted after epoch 2 and resumed."""
+    from rcsa.segment.train import _swa_update
+
+    only_a = tmp_path / "a.csv"
+    only_a.write_text("\n".join(manifest.read_text().splitlines()[:2]) + "\n")
+    cfg = TrainConfig(
+        epochs=3, samples_per_epoch=2, batch_size=2, slice_step=20, arch=dict(TINY_ARCH),
+        pre=Preprocessing(spacing_mm=6.0, patch_size=32, context_slices=0), swa_epochs=2,
+    )
+    run = tmp_path / "run"
+    states = []
+    import dataclasses
+
+    for stop in (1, 2, 3):  # one epoch per call, resumed: the last checkpoint after each
+        train(only_a, run, dataclasses.replace(cfg, epochs=3, max_minutes=1e-9 if stop < 3
+                                               else 0.0), resume=True, progress=False)
+        states.append(torch.load(run / "last.pt", weights_only=False))
+    assert [st["epoch"] for st in states] == [0, 1, 2]
+    assert [st["swa_n"] for st in states] == [0, 1, 2]
+    avg, n = _swa_update(None, 0, _net_with(states[1]["model"]))
+    avg, n = _swa_update(avg, n, _net_with(states[2]["model"]))
+    exported = torch.load(run / "model" / "model.pt", weights_only=True)
+    key = next(k for k, v in exported.items() if v.is_floating_point() and v.numel() > 8)
+    torch.testing.assert_close(exported[key], avg[key])
+    torch.testing.assert_close(exported[key], (states[1]["model"][key]
+                                               + states[2]["model"][key]) / 2)
+    meta = json.loads((run / "model" / "metadata.json").read_text())
+    assert meta["training"]["weights_from"] == "mean of the last 2 epochs (SWA)"
+
+
+def _net_with(state: dict) -> torch.nn.Module:  # type: ignore[type-arg]
+    from rcsa.segment.model import build_network
+
+    net = build_network(TINY_ARCH, 1, len(C.RCSA_CLASSES))
+    net.load_state_dict(state)
+    return net
+
+
 def test_manifest_errors(tmp_path: Path) -> None:
     from rcsa.errors import InputError, InputNotFoundError
 

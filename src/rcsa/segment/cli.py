@@ -115,6 +115,10 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
         max_minutes: Annotated[
             float, typer.Option("--max-minutes", help="Stop after the epoch exceeding this.")
         ] = 0.0,
+        swa_epochs: Annotated[
+            int, typer.Option("--swa-epochs", help="Export the mean of the last N epochs' "
+                              "weights (stochastic weight averaging); 0 = off.")
+        ] = 0,
         slice_step: Annotated[int, typer.Option("--slice-step", hidden=True)] = 1,
     ) -> None:
         """Train the 2.5-D segmentation network (CPU; CUDA when present)."""
@@ -131,7 +135,7 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
                 val_subjects=tuple(s for s in val.split(",") if s),
                 pre=Preprocessing(spacing_mm=spacing, context_slices=context, patch_size=patch,
                                   harmonise_fwhm_mm=harmonise),
-                early_stop_patience=patience, max_minutes=max_minutes,
+                early_stop_patience=patience, max_minutes=max_minutes, swa_epochs=swa_epochs,
             )
             summary = train(manifest, out_dir, cfg, resume=resume,
                             log=lambda s: err.print(s, highlight=False))

@@ -107,6 +107,7 @@ class TrainConfig:
     pre: Preprocessing = field(default_factory=Preprocessing)
     early_stop_patience: int = 0  # epochs without val improvement (0 = off)
     max_minutes: float = 0.0  # wall-clock budget: stop after the epoch that exceeds it (0 = off)
+    swa_epochs: int = 0  # average the weights of the last N epochs and export that (0 = off)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -293,6 +294,20 @@ def autochthon_map(labels: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
 # training loop
 
 
+def _swa_update(avg: dict[str, torch.Tensor] | None, n: int, net: torch.nn.Module
+                ) -> tuple[dict[str, torch.Tensor], int]:
+    """Stochastic weight averaging (Izmailov et al., UAI 2018): running mean of the network's
+    floating-point weights over epochs. The network has no batch normalisation (instance
+    norm), so the averaged weights need no statistics update."""
+    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    if avg is None:
+        return state, 1
+    for k, v in state.items():
+        if v.is_floating_point():
+            avg[k] += (v - avg[k]) / (n + 1)
+    return avg, n + 1
+
+
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -347,6 +362,7 @@ def train(
     start_epoch = 0
     best_score = -1.0
     last = out_dir / "last.pt"
+    ck: dict[str, Any] = {}
     if resume and last.is_file():
         ck = torch.load(last, map_location=device, weights_only=False)
         net.load_state_dict(ck["model"])
@@ -359,6 +375,10 @@ def train(
         np.random.set_state(ck["numpy_rng"])
         random.setstate(ck["python_rng"])
         emit(f"resumed from {last} at epoch {start_epoch}")
+    swa: dict[str, torch.Tensor] | None = None  # running mean of the weights (SWA)
+    swa_n = 0
+    if resume and last.is_file() and ck.get("swa") is not None:
+        swa, swa_n = ck["swa"], int(ck["swa_n"])
     sampler_rng = np.random.default_rng(config.seed + start_epoch)
     weights = _weights(train_items)
     (out_dir / "config.json").write_text(json.dumps(config.to_json(), indent=1) + "\n")
@@ -398,6 +418,9 @@ def train(
                 vals = [v for d in per.values() for v in d[1:] if not np.isnan(v)]
                 score = float(np.mean(vals)) if vals else 0.0
                 rec["val_score"] = round(score, 4)
+            if config.swa_epochs and epoch >= config.epochs - config.swa_epochs:
+                swa, swa_n = _swa_update(swa, swa_n, net)
+                rec["swa_epochs_averaged"] = swa_n
             history.append(rec)
             improved = score > best_score
             if improved:
@@ -408,7 +431,7 @@ def train(
                  "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
                  "best_score": best_score, "torch_rng": torch.get_rng_state(),
                  "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
-                 "config": config.to_json()},
+                 "config": config.to_json(), "swa": swa, "swa_n": swa_n},
                 last,
             )
             (out_dir / "history.json").write_text(json.dumps(history, indent=1) + "\n")
@@ -433,6 +456,9 @@ def train(
                     break
 
     best = out_dir / "best_weights.pt"
+    if swa is not None:
+        best = out_dir / "swa_weights.pt"
+        torch.save(swa, best)
     summary = {
         "epochs_run": len(history),
         "best_score": best_score,
@@ -441,6 +467,8 @@ def train(
         "val_subjects": sorted({str(it["subject"]) for it in val_items}),
         "seconds": round(time.time() - t0, 1),
         "device": str(device),
+        "weights": (f"mean of the last {swa_n} epochs (SWA)" if swa is not None
+                    else "best epoch" if best.is_file() else "last epoch"),
     }
     export_model(best if best.is_file() else last, out_dir / "model", config, rows, summary)
     return summary
@@ -473,6 +501,7 @@ def export_model(weights: Path, out: Path, config: TrainConfig, rows: Sequence[M
             "train_subjects": summary.get("train_subjects"),
             "val_subjects": summary.get("val_subjects"),
             "epochs_run": summary.get("epochs_run"),
+            "weights_from": summary.get("weights"),
             "config": config.to_json(),
             "seconds": summary.get("seconds"),
             "device": summary.get("device"),
