@@ -365,3 +365,35 @@ def test_count_anchors_and_transitional_warning() -> None:
     assert ribs_only.offsets == [POSITION["T12"] - 3]
     none = _count(_segs("lll"))  # three lumbar vertebrae: L1-L3 .. L3-L5 all possible
     assert len(none.offsets) == 3 and none.method == "unanchored"
+
+
+@pytest.mark.parametrize(("shape", "spacing"), [
+    ((37, 101, 103), (0.7, 0.7, 0.6)),   # thin slices: 3 slices per working slice, ragged edges
+    ((5, 2, 2), (0.5, 0.5, 0.5)),        # smaller than one block
+    ((9, 64, 64), (2.5, 2.5, 0.9)),      # coarse in-plane: no in-plane averaging
+    ((11, 50, 70), (0.9, 0.9, 3.0)),     # 2 x 2 blocks, thick slices
+])
+def test_work_grid_is_the_block_mean(shape: tuple[int, int, int],
+                                     spacing: tuple[float, float, float]) -> None:
+    """The cache-friendly block average equals the plain mean over each block (the last,
+    incomplete block in each direction is dropped, as documented)."""
+    from rcsa.levels.spine import work_grid
+
+    rng = np.random.default_rng(sum(shape))
+    vox = rng.integers(-1000, 2000, shape).astype(np.int16)
+    geo = Geometry((shape[2], shape[1], shape[0]), np.array(spacing), np.zeros(3), np.eye(3))
+    from rcsa.io.volume import SourceInfo
+
+    g = work_grid(CTVolume(vox, geo, SourceInfo("synthetic", "array")))
+    s = max(1, round(2.0 / min(spacing[:2])))
+    fz = max(1, int(2.0 // spacing[2])) if spacing[2] < 1.5 else 1
+    bz, bj, bi = min(fz, shape[0]), min(s, shape[1]), min(s, shape[2])
+    kw, jw, iw = max(1, shape[0] // fz), max(1, shape[1] // s), max(1, shape[2] // s)
+    want = np.empty((kw, jw, iw))
+    for k in range(kw):
+        for j in range(jw):
+            for i in range(iw):
+                want[k, j, i] = vox[k * fz : k * fz + bz, j * s : j * s + bj,
+                                    i * s : i * s + bi].astype(np.float64).mean()
+    assert g.hu.shape == want.shape
+    np.testing.assert_allclose(g.hu, want, rtol=0, atol=1e-3)
