@@ -377,7 +377,7 @@ def train(
         emit(f"resumed from {last} at epoch {start_epoch}")
     swa: dict[str, torch.Tensor] | None = None  # running mean of the weights (SWA)
     swa_n = 0
-    if resume and last.is_file() and ck.get("swa") is not None:
+    if ck.get("swa") is not None:  # resumed inside the averaging window
         swa, swa_n = ck["swa"], int(ck["swa_n"])
     sampler_rng = np.random.default_rng(config.seed + start_epoch)
     weights = _weights(train_items)
