@@ -291,3 +291,56 @@ def test_parallel_decoding_failure_names_the_file(thoracolumbar: Path, tmp_path:
         load(folder)
     assert info.value.path == victim
     assert "cannot be decoded" in str(info.value)
+
+
+@pytest.mark.parametrize("order", ["interleaved", "grouped"])
+def test_prefetch_stops_at_a_second_series(thoracolumbar: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch, order: str) -> None:
+    """A folder holding two series: speculative decoding stops at the first image of the
+    second series (at most one unchosen series decoded for nothing); what it did not decode
+    goes to the worker pool afterwards; the HU equal in-process decoding."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    import rcsa.io.dicom as dcm
+
+    folder = tmp_path / "two"
+    folder.mkdir()
+    uid = generate_uid()
+    for n, f in enumerate(sorted((thoracolumbar / "dicom").iterdir())):
+        name_a, name_b = ((f"{n:02d}a.dcm", f"{n:02d}b.dcm") if order == "interleaved"
+                          else (f"a{n:02d}.dcm", f"b{n:02d}.dcm"))
+        (folder / name_a).write_bytes(f.read_bytes())
+        ds = pydicom.dcmread(f)
+        ds.SeriesInstanceUID = uid
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.save_as(folder / name_b)
+    monkeypatch.setenv("RCSA_DECODE_PROCESSES", "0")
+    serial = load(folder)
+    monkeypatch.setenv("RCSA_DECODE_PROCESSES", "2")
+    monkeypatch.setattr(dcm, "PARALLEL_DECODE_MIN_IMAGES", 2)
+    seen: dict[str, int] = {"after": 0}
+    real_after, real_prefetch = dcm._decode_parallel, dcm._Prefetch.results
+
+    def after(hs: list) -> list | None:  # type: ignore[type-arg]
+        res = real_after(hs)
+        seen["after"] = 0 if res is None else sum(r is not None for r in res)
+        return res
+
+    def prefetched(self: dcm._Prefetch, hs: list) -> list | None:  # type: ignore[type-arg]
+        seen["submitted"] = len(self.futures)
+        seen["stopped"] = int(self.off)
+        res = real_prefetch(self, hs)
+        seen["prefetch"] = 0 if res is None else sum(r is not None for r in res)
+        return res
+
+    monkeypatch.setattr(dcm, "_decode_parallel", after)
+    monkeypatch.setattr(dcm._Prefetch, "results", prefetched)
+    parallel = load(folder)
+    assert seen["stopped"] == 1
+    # interleaved: the second file is already another series; grouped: one whole series
+    assert seen["submitted"] == (0 if order == "interleaved" else 20)
+    assert seen["prefetch"] + seen["after"] == 20  # every slice of the chosen series decoded
+    assert len(parallel.source.files) == 20
+    np.testing.assert_array_equal(parallel.voxels, serial.voxels)

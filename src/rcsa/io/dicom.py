@@ -500,20 +500,29 @@ class _Prefetch:
     the headers of the rest (the two overlap instead of running one after the other).
 
     Speculative: every worker-decodable image is submitted as soon as its header is read,
-    once ``PARALLEL_DECODE_MIN_IMAGES`` of them have been seen; images of series that are
-    not chosen are decoded for nothing (one series per folder is the common case). A failed
-    or missing result is decoded again in-process by the caller, which raises the typed
-    error naming the file. :meth:`close` must be called (it waits for the workers)."""
+    once ``PARALLEL_DECODE_MIN_IMAGES`` of them have been seen, as long as all belong to one
+    series (one series per folder is the common case); at the first image of another series
+    the speculation stops, so at most one unchosen series is decoded for nothing. Images not
+    prefetched are decoded by the caller (worker processes again, or in-process, which
+    raises the typed error naming the file). :meth:`close` must be called (it waits for the
+    workers)."""
 
     def __init__(self) -> None:
         self.workers = _worker_limit()
         self.pool: Any = None
         self.waiting: list[_Header] = []
         self.futures: dict[Path, Any] = {}
+        self.series: str | None = None
         self.off = self.workers < 2
 
     def __call__(self, h: _Header) -> None:
         if self.off or not _worker_decodable(h):
+            return
+        if self.series is None:
+            self.series = h.series_uid
+        elif h.series_uid != self.series:  # a second series: stop speculating
+            self.off = True
+            self.waiting.clear()
             return
         self.waiting.append(h)
         if self.pool is None:
@@ -672,6 +681,12 @@ def _hu_stack(hs: list[_Header], threads: int, prefetch: _Prefetch | None = None
     pre = prefetch.results(hs) if prefetch is not None else None
     if pre is None:
         pre = _decode_parallel(hs)
+    else:  # what the prefetch did not decode: worker processes again when worth it
+        todo = [k for k, arr in enumerate(pre) if arr is None]
+        more = _decode_parallel([hs[k] for k in todo]) if todo else None
+        if more is not None:
+            for k, arr in zip(todo, more, strict=True):
+                pre[k] = arr
 
     def work(k: int) -> bool:
         h = hs[k]
