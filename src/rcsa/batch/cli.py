@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from rcsa.pacs.cli import BodyPartOpt, DateOpt, ModalityOpt, PatientIdOpt, StudyUidOpt
+
 if TYPE_CHECKING:
     from rcsa.batch.cases import Case
     from rcsa.batch.discover import Discovery, Ignored
@@ -190,23 +192,11 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit],
             typer.Option("--pacs-config", help="PACS config file (url, credentials).",
                          rich_help_panel="DICOMweb query"),
         ] = None,
-        date: Annotated[
-            str | None,
-            typer.Option("--date", help="Study date or range (2024-01-01..2024-03-31).",
-                         rich_help_panel="DICOMweb query"),
-        ] = None,
-        modality: Annotated[
-            str, typer.Option("--modality", rich_help_panel="DICOMweb query")
-        ] = "CT",
-        body_part: Annotated[
-            str | None, typer.Option("--body-part", rich_help_panel="DICOMweb query")
-        ] = None,
-        patient_id: Annotated[
-            str | None, typer.Option("--patient-id", rich_help_panel="DICOMweb query")
-        ] = None,
-        study_uid: Annotated[
-            str | None, typer.Option("--study-uid", rich_help_panel="DICOMweb query")
-        ] = None,
+        date: DateOpt = None,
+        modality: ModalityOpt = "CT",
+        body_part: BodyPartOpt = None,
+        patient_id: PatientIdOpt = None,
+        study_uid: StudyUidOpt = None,
     ) -> None:
         """Many scans: per-case rcsa run folders, one feature table, a run report; resumable."""
         try:

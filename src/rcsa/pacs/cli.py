@@ -36,6 +36,30 @@ SeriesOpt = Annotated[
     typer.Option("--series-uid", help="The source series in DICOM_DIR, when it holds several."),
 ]
 
+# Study / series filters of a DICOMweb query: `rcsa pacs query` and `rcsa batch` share them.
+QUERY_PANEL = "DICOMweb query"
+DateOpt = Annotated[
+    str | None,
+    typer.Option("--date", help="Study date or range: 2024-03-01, 2024-01-01..2024-03-31, "
+                                "2024-01-01.., ..2024-03-31.", rich_help_panel=QUERY_PANEL),
+]
+ModalityOpt = Annotated[
+    str, typer.Option("--modality", help="Modality ('' for any).", rich_help_panel=QUERY_PANEL)
+]
+BodyPartOpt = Annotated[
+    str | None,
+    typer.Option("--body-part", help="BodyPartExamined (wildcards * ?).",
+                 rich_help_panel=QUERY_PANEL),
+]
+PatientIdOpt = Annotated[
+    str | None,
+    typer.Option("--patient-id", help="PatientID (wildcards * ?).", rich_help_panel=QUERY_PANEL),
+]
+StudyUidOpt = Annotated[
+    str | None,
+    typer.Option("--study-uid", help="StudyInstanceUID.", rich_help_panel=QUERY_PANEL),
+]
+
 
 def _query_table(records: list[Any]) -> Table:
     t = Table(title=f"{len(records)} series", show_lines=False)
@@ -63,23 +87,19 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
     def query_cmd(
         url: UrlOpt = None,
         pacs_config: ConfigOpt = None,
-        date: Annotated[
+        date: DateOpt = None,
+        modality: ModalityOpt = "CT",
+        body_part: BodyPartOpt = None,
+        patient_id: PatientIdOpt = None,
+        study_uid: StudyUidOpt = None,
+        series_uid: Annotated[
             str | None,
-            typer.Option("--date", help="Study date or range: 2024-03-01, "
-                                        "2024-01-01..2024-03-31, 2024-01-01.., ..2024-03-31."),
+            typer.Option("--series-uid", help="SeriesInstanceUID.", rich_help_panel=QUERY_PANEL)
         ] = None,
-        modality: Annotated[
-            str, typer.Option("--modality", help="Modality ('' for any).")
-        ] = "CT",
-        body_part: Annotated[
-            str | None, typer.Option("--body-part", help="BodyPartExamined (wildcards * ?).")
+        accession: Annotated[
+            str | None,
+            typer.Option("--accession", help="AccessionNumber.", rich_help_panel=QUERY_PANEL)
         ] = None,
-        patient_id: Annotated[
-            str | None, typer.Option("--patient-id", help="PatientID (wildcards * ?).")
-        ] = None,
-        study_uid: Annotated[str | None, typer.Option("--study-uid")] = None,
-        series_uid: Annotated[str | None, typer.Option("--series-uid")] = None,
-        accession: Annotated[str | None, typer.Option("--accession")] = None,
         limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
         json_out: Annotated[
             Path | None,
