@@ -3,6 +3,7 @@ loading with checksum, post-processing and the CLI. Fast: one thread, tiny netwo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -361,11 +362,10 @@ def test_swa_exports_the_mean_of_the_last_epochs(manifest: Path, tmp_path: Path)
     )
     run = tmp_path / "run"
     states = []
-    import dataclasses
-
     for stop in (1, 2, 3):  # one epoch per call, resumed: the last checkpoint after each
-        train(only_a, run, dataclasses.replace(cfg, epochs=3, max_minutes=1e-9 if stop < 3
-                                               else 0.0), resume=True, progress=False)
+        budget = 1e-9 if stop < 3 else 0.0
+        train(only_a, run, dataclasses.replace(cfg, max_minutes=budget), resume=True,
+              progress=False)
         states.append(torch.load(run / "last.pt", weights_only=False))
     assert [st["epoch"] for st in states] == [0, 1, 2]
     assert [st["swa_n"] for st in states] == [0, 1, 2]

@@ -455,10 +455,13 @@ def train(
                     emit(f"early stop: no improvement since epoch {best_epoch + 1}")
                     break
 
-    best = out_dir / "best_weights.pt"
     if swa is not None:
-        best = out_dir / "swa_weights.pt"
-        torch.save(swa, best)
+        exported, origin = out_dir / "swa_weights.pt", f"mean of the last {swa_n} epochs (SWA)"
+        torch.save(swa, exported)
+    elif (out_dir / "best_weights.pt").is_file():
+        exported, origin = out_dir / "best_weights.pt", "best epoch"
+    else:
+        exported, origin = last, "last epoch"
     summary = {
         "epochs_run": len(history),
         "best_score": best_score,
@@ -467,10 +470,9 @@ def train(
         "val_subjects": sorted({str(it["subject"]) for it in val_items}),
         "seconds": round(time.time() - t0, 1),
         "device": str(device),
-        "weights": (f"mean of the last {swa_n} epochs (SWA)" if swa is not None
-                    else "best epoch" if best.is_file() else "last epoch"),
+        "weights": origin,
     }
-    export_model(best if best.is_file() else last, out_dir / "model", config, rows, summary)
+    export_model(exported, out_dir / "model", config, rows, summary)
     return summary
 
 
