@@ -336,9 +336,10 @@ def check_sr_against_run(sr: pydicom.Dataset, run_dir: Path, seg: pydicom.Datase
         ref = g.referenced_segmentation_frame
         assert ref.referenced_sop_instance_uid == seg_uid
         [frame] = ref.referenced_frame_numbers
-        [segment] = ref.referenced_segment_numbers
+        # the frame alone names the segment (dciodvfy: not both, PS3.3 C.18.4)
+        assert ref.referenced_segment_numbers is None
         item = seg.PerFrameFunctionalGroupsSequence[frame - 1]
-        assert int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber) == segment
+        segment = int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
         src = str(item.DerivationImageSequence[0].SourceImageSequence[0]
                   .ReferencedSOPInstanceUID)
         assert ref.source_image_for_segmentation.referenced_sop_instance_uid == src

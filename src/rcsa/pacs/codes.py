@@ -1,57 +1,106 @@
-"""Codes used in rcsa's DICOM SEG and SR (see ``docs/pacs.md`` for the sources).
+"""Codes used in rcsa's DICOM SEG and SR, each with the published source it was checked against
+(``SOURCES``; the same table is in ``docs/pacs.md``).
 
-SNOMED CT (``SCT``) where a concept exists, DICOM (``DCM``) and UCUM for units; quantities
-without a standard concept use rcsa's private coding scheme ``99RCSA`` (documented in
-``docs/pacs.md``; the ``99`` prefix marks a private scheme in DICOM PS3.16).
+Order of preference: a code of a DICOM PS3.16 context group (CID) whose meaning there is the
+structure or quantity named; otherwise a SNOMED CT (``SCT``) code from a published mapping;
+UCUM for units; rcsa's private coding scheme ``99RCSA`` (the ``99`` prefix marks a private
+scheme, PS3.16 section 8.2) only where no published concept has the meaning. "PS3.16 CID n"
+sources are checked by ``tests/test_pacs_codes.py`` against the PS3.16 tables that pydicom
+ships (``pydicom.sr._cid_dict``, DICOM 2024c).
 """
 
 from __future__ import annotations
 
 from highdicom.sr.coding import CodedConcept
 from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 
 PRIVATE_SCHEME = "99RCSA"
+#: Coding Scheme Identification Sequence item for the private scheme (PS3.3 C.12.1.1.3).
+PRIVATE_SCHEME_NAME = "rcsa private concepts"
+PRIVATE_SCHEME_ORGANIZATION = "rcsa project (see docs/pacs.md)"
+
+# sources ---------------------------------------------------------------------------------
+#: wasserth/TotalSegmentator resources/totalsegmentator_snomed_mapping.csv, the SNOMED CT
+#: mapping of TotalSegmentator's own DICOM SEG export (same codes in SlicerTotalSegmentator's
+#: totalsegmentator_snomed_mapping.csv).
+TOTALSEGMENTATOR = "TotalSegmentator SEG mapping"
+PRIVATE = "private (99RCSA), no published concept"
+
+#: (coding scheme designator, code value) -> where the code and its meaning were checked.
+SOURCES: dict[tuple[str, str], str] = {}
 
 
-def _sct(value: str, meaning: str) -> CodedConcept:
-    return CodedConcept(value, "SCT", meaning)
+def _code(value: str, scheme: str, meaning: str, source: str) -> CodedConcept:
+    prior = SOURCES.get((scheme, value))
+    if prior is not None and prior != source:
+        raise ValueError(f"{scheme} {value}: two sources ({prior!r}, {source!r})")
+    SOURCES[(scheme, value)] = source
+    return CodedConcept(value, scheme, meaning)
+
+
+def _std(code: Code, source: str) -> CodedConcept:
+    """A concept from pydicom's PS3.16 dictionary (value, scheme and meaning as published)."""
+    return _code(code.value, code.scheme_designator, code.meaning, source)
+
+
+def _sct(value: str, meaning: str, source: str) -> CodedConcept:
+    return _code(value, "SCT", meaning, source)
 
 
 def private(value: str, meaning: str) -> CodedConcept:
+    """A ``99RCSA`` concept (not registered in ``SOURCES``: names may be built at run time)."""
     return CodedConcept(value, PRIVATE_SCHEME, meaning)
 
 
-#: rcsa structure name -> SNOMED CT anatomical concept.
+def _private(value: str, meaning: str) -> CodedConcept:
+    SOURCES[(PRIVATE_SCHEME, value)] = PRIVATE
+    return private(value, meaning)
+
+
+# anatomy (SEG Segmented Property Type, SR finding type / finding site) --------------------
+#: rcsa structure name -> anatomical concept.
 STRUCTURES: dict[str, CodedConcept] = {
-    # "Psoas muscle" (SCTID 276167002, the SNOMED cross-reference of UBERON:0008450)
-    "psoas": _sct("276167002", "Psoas muscle"),
-    # "Multifidus muscles" (SCTID 5709001)
-    "multifidus": _sct("5709001", "Multifidus muscles"),
-    # DICOM CID 6116 "Muscular Anatomy"
-    "erector_spinae": _sct("44947003", "Erector spinae muscle"),
-    # as used by TotalSegmentator's DICOM SEG export
-    "gluteus_maximus": _sct("181674001", "Gluteus maximus muscle"),
-    "gluteus_medius": _sct("78333006", "Gluteus medius muscle"),
-    "vertebral_body": _sct("3572006", "Vertebral body"),
+    # rcsa's psoas is the psoas major at lumbar levels. SCT 276167002 "Psoas muscle" (major
+    # and minor) is the SNOMED CT cross-reference of UBERON:0008450 "psoas muscle"; PS3.16
+    # has no psoas code. Not SCT 64038003 (used for "Psoas major muscle" in some public
+    # mappings): PS3.16 codes 64038003 as "intercostal lymph node" (CID 7600; SRT T-C4370).
+    "psoas": _sct("276167002", "Psoas muscle", "UBERON:0008450 SNOMED CT cross-reference"),
+    # PS3.16 CID 3031 codes the multifidus as MDC 7:508 "Musculi multifidii"; no SNOMED CT
+    # code for it is in PS3.16 or in a published mapping (the former SCT 5709001 has none).
+    "multifidus": _std(codes.MDC.MusculiMultifidii, "PS3.16 CID 3031"),
+    "erector_spinae": _std(codes.SCT.ErectorSpinaeMuscle, "PS3.16 CID 6116, CID 7151"),
+    "gluteus_maximus": _sct("181674001", "Gluteus maximus muscle", TOTALSEGMENTATOR),
+    "gluteus_medius": _sct("78333006", "Gluteus medius muscle", TOTALSEGMENTATOR),
+    "vertebral_body": _sct("3572006", "Vertebral body", TOTALSEGMENTATOR),
 }
 
-ANATOMICAL_STRUCTURE = CodedConcept.from_code(codes.SCT.AnatomicalStructure)  # CID 7150
-TISSUE = CodedConcept.from_code(codes.SCT.Tissue)
-LEFT = CodedConcept.from_code(codes.SCT.Left)
-RIGHT = CodedConcept.from_code(codes.SCT.Right)
-SIDES: dict[str, CodedConcept] = {"left": LEFT, "right": RIGHT}
+#: Segmented Property Category of every segment.
+ANATOMICAL_STRUCTURE = _std(codes.SCT.AnatomicalStructure, "PS3.16 CID 7150")
+LEFT = _std(codes.SCT.Left, "PS3.16 CID 244")
+RIGHT = _std(codes.SCT.Right, "PS3.16 CID 244")
+#: Left and right pooled (rcsa side ``both``; SR finding site laterality only).
+BILATERAL = _std(codes.SCT.Bilateral, "PS3.16 CID 244")
+SIDES: dict[str, CodedConcept] = {"left": LEFT, "right": RIGHT, "both": BILATERAL}
 
-#: Measurement level -> concept: SNOMED CT vertebra for vertebral levels, private otherwise.
+# levels (SR qualitative evaluation "rcsa measurement level") ------------------------------
+#: Measurement level -> concept: the vertebra for vertebral levels, the disc level for
+#: L4_L5_disc, private for the pelvic levels defined by the edge of a landmark (PS3.16
+#: CID 1005 has the landmarks, e.g. SCT 29850006 "Iliac Crest", but not their top / lower edge).
 LEVELS: dict[str, CodedConcept] = {
-    "T12": _sct("23215003", "T12 vertebra"),
-    "L1": _sct("66794005", "L1 vertebra"),
-    "L2": _sct("14293000", "L2 vertebra"),
-    "L3": _sct("36470004", "L3 vertebra"),
-    "L4": _sct("11994002", "L4 vertebra"),
-    "L5": _sct("49668003", "L5 vertebra"),
-    "S1": _sct("65985001", "S1 vertebra"),
+    "T12": _std(codes.SCT.T12Vertebra, "PS3.16 CID 7151, CID 7602"),
+    "L1": _std(codes.SCT.L1Vertebra, "PS3.16 CID 7151, CID 7602"),
+    "L2": _std(codes.SCT.L2Vertebra, "PS3.16 CID 7151, CID 7602"),
+    "L3": _std(codes.SCT.L3Vertebra, "PS3.16 CID 7151, CID 7602"),
+    "L4": _std(codes.SCT.L4Vertebra, "PS3.16 CID 7151, CID 7602"),
+    "L5": _std(codes.SCT.L5Vertebra, "PS3.16 CID 7151, CID 7602"),
+    "S1": _sct("65985001", "S1 vertebra", TOTALSEGMENTATOR),
+    "L4_L5_disc": _std(codes.SCT.LevelOfL4L5IntervertebralDisc, "PS3.16 CID 1003"),
+    "sij_lower": _private("level-sij_lower", "rcsa level sij_lower"),
+    "femoral_head_top": _private("level-femoral_head_top", "rcsa level femoral_head_top"),
+    "iliac_crest_top": _private("level-iliac_crest_top", "rcsa level iliac_crest_top"),
 }
-LEVEL_CONCEPT = private("level", "rcsa measurement level (axial slice)")
+LEVEL_CONCEPT = _private("level", "rcsa measurement level (axial slice)")
 
 
 def fresh(c: CodedConcept) -> CodedConcept:
@@ -71,18 +120,21 @@ def structure_code(name: str) -> CodedConcept:
                                                    f"rcsa structure {name}")
 
 
-# quantities -----------------------------------------------------------------------------
-AREA = CodedConcept.from_code(codes.SCT.Area)  # SCT 42798000
-ATTENUATION = CodedConcept.from_code(codes.DCM.AttenuationCoefficient)  # DCM 112031
-MEAN = CodedConcept.from_code(codes.SCT.Mean)  # SCT 373098007, derivation
-FAT_PCT = private("fat_pct", "Fat infiltration: share of pixels in the fat HU range")
-RCSA = private("rcsa", "Relative cross-sectional area (CSA / normaliser)")
+# quantities (SR TID 300 measurements) ------------------------------------------------------
+AREA = _std(codes.SCT.Area, "PS3.16 CID 7469")
+ATTENUATION = _std(codes.DCM.AttenuationCoefficient, "PS3.16 CID 7469")
+MEAN = _std(codes.SCT.Mean, "PS3.16 CID 7464")  # derivation of ATTENUATION
+# Not DCM 129100 "Fat fraction" (CID 7469): that is the fat share of each voxel's signal; rcsa's
+# fat % is the share of the muscle's pixels whose HU lies in the fat range.
+FAT_PCT = _private("fat_pct", "Fat infiltration: share of pixels in the fat HU range")
+RCSA = _private("rcsa", "Relative cross-sectional area (CSA / normaliser)")
 
-MM2 = CodedConcept("mm2", "UCUM", "square millimeter")
-HU = CodedConcept.from_code(codes.UCUM.HounsfieldUnit)  # [hnsf'U]
-PERCENT = CodedConcept.from_code(codes.UCUM.Percent)
-RATIO = CodedConcept.from_code(codes.UCUM.Ratio)  # {ratio}
-MM2_PER_M2 = CodedConcept("mm2/m2", "UCUM", "square millimeter per square meter")
+MM2 = _std(codes.UCUM.SquareMillimeter, "PS3.16 CID 7181")
+HU = _std(codes.UCUM.HounsfieldUnit, "PS3.16 CID 7181")
+PERCENT = _std(codes.UCUM.Percent, "PS3.16 CID 7181")
+RATIO = _std(codes.UCUM.Ratio, "PS3.16 CID 7181")
+# a UCUM expression (mm2 divided by m2); CID 7181 lists no area-per-area unit
+MM2_PER_M2 = _code("mm2/m2", "UCUM", "square millimeter per square meter", "UCUM")
 
 #: rcsa unit string (features_long.csv ``unit``) -> UCUM.
 UNITS: dict[str, CodedConcept] = {
@@ -97,4 +149,9 @@ QUANTITIES: dict[str, tuple[CodedConcept, CodedConcept | None]] = {
     "rcsa": (RCSA, None),
 }
 
-ALGORITHM_FAMILY = CodedConcept.from_code(codes.DCM.ArtificialIntelligence)
+# provenance ----------------------------------------------------------------------------------
+#: SEG Segment Algorithm Identification family.
+ALGORITHM_FAMILY = _std(codes.DCM.ArtificialIntelligence, "PS3.16 CID 7162")
+#: SR observer type (TID 1002) and procedure reported (TID 1500).
+DEVICE_OBSERVER = _std(codes.DCM.Device, "PS3.16 CID 270")
+PROCEDURE = _std(codes.LN.CTUnspecifiedBodyRegion, "PS3.16 CID 100")

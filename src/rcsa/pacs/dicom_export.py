@@ -27,7 +27,6 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.sr.codedict import codes
 
 from rcsa import __version__
 from rcsa.errors import DicomExportError, EmptySegmentationError
@@ -240,6 +239,48 @@ def _match_series(
 
 
 # ------------------------------------------------------------------------------------------
+# coding
+# ------------------------------------------------------------------------------------------
+def _uses_scheme(ds: Dataset, scheme: str) -> bool:
+    """Whether any item of any sequence in ``ds`` has Coding Scheme Designator ``scheme``."""
+    for elem in ds:
+        if elem.VR != "SQ":
+            continue
+        for item in elem.value:
+            if str(item.get("CodingSchemeDesignator", "")) == scheme or _uses_scheme(item,
+                                                                                      scheme):
+                return True
+    return False
+
+
+def _declare_private_scheme(ds: Dataset) -> None:
+    """Coding Scheme Identification Sequence (PS3.3 C.12.1) for ``99RCSA`` when it is used:
+    a private coding scheme is identified in the object that uses it."""
+    if not _uses_scheme(ds, rc.PRIVATE_SCHEME):
+        return
+    item = Dataset()
+    item.CodingSchemeDesignator = rc.PRIVATE_SCHEME
+    item.CodingSchemeName = rc.PRIVATE_SCHEME_NAME
+    item.CodingSchemeResponsibleOrganization = rc.PRIVATE_SCHEME_ORGANIZATION
+    ds.CodingSchemeIdentificationSequence = [item]
+
+
+def _frame_reference_only(ref: hd.sr.ReferencedSegmentationFrame) -> None:
+    """The Referenced Segmentation Frame image item names the SEG frame only.
+
+    PS3.3 C.18.4 (Image Reference Macro) requires Referenced Segment Number only where no
+    Referenced Frame Number is given, and dciodvfy reports an error when both are present;
+    highdicom writes both. A SEG frame belongs to exactly one segment (its Segment
+    Identification Sequence), so the frame number identifies the segment.
+    """
+    for sop in ref[0].ReferencedSOPSequence:
+        if "ReferencedFrameNumber" not in sop:
+            raise DicomExportError("a Referenced Segmentation Frame without a frame number")
+        if "ReferencedSegmentNumber" in sop:
+            del sop.ReferencedSegmentNumber
+
+
+# ------------------------------------------------------------------------------------------
 # SEG
 # ------------------------------------------------------------------------------------------
 def _class_info(name: str) -> tuple[str, str | None]:
@@ -311,7 +352,7 @@ def build_seg(
         frame = run.labels[k][m.jj, m.ii]
         for s, cid in enumerate(class_ids):
             pixels[f, :, :, s] = frame == cid
-    return hd.seg.Segmentation(
+    seg = hd.seg.Segmentation(
         source_images=sources,
         pixel_array=pixels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -329,6 +370,8 @@ def build_seg(
         series_description="rcsa segmentation",
         omit_empty_frames=True,
     )
+    _declare_private_scheme(seg)
+    return seg
 
 
 def seg_frame_index(seg: Dataset) -> dict[tuple[int, str], int]:
@@ -430,6 +473,7 @@ def build_sr(
                 source_image=hd.sr.SourceImageForSegmentation(
                     str(inst.header.SOPClassUID), inst.sop_uid),
             )
+            _frame_reference_only(ref)
             imaging.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
                 tracking_identifier=tracking, referenced_segment=ref,
                 finding_type=rc.structure_code(structure), finding_sites=[site],
@@ -444,14 +488,14 @@ def build_sr(
                     str(inst.header.SOPClassUID), inst.sop_uid)],
             ))
     observer = hd.sr.ObserverContext(
-        observer_type=codes.cid270.Device,
+        observer_type=rc.fresh(rc.DEVICE_OBSERVER),
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
             uid=hd.UID(), name="rcsa", manufacturer_name="rcsa",
             model_name=f"rcsa {__version__}"),
     )
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
-        procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
+        procedure_reported=rc.fresh(rc.PROCEDURE),
         imaging_measurements=imaging,
     )
     evidence: list[Dataset] = [ev.header for ev in evidence_uids.values()]
@@ -459,7 +503,7 @@ def build_sr(
         evidence.append(seg)
     if not evidence:
         evidence = [instances[0].header]
-    return hd.sr.Comprehensive3DSR(
+    sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
         content=report,
         series_instance_uid=hd.UID(),
@@ -470,6 +514,8 @@ def build_sr(
         is_complete=True,
         series_description="rcsa measurements",
     )
+    _declare_private_scheme(sr)
+    return sr
 
 
 def export_dicom(
