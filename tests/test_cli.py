@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import _dicom_factory as f
@@ -133,6 +136,42 @@ def test_usage_error_exit_code() -> None:
     assert result.exit_code == 2
     result = invoke("info", str(SAMPLE_DICOM), "--no-such-option")
     assert result.exit_code == 2
+
+
+def _command_paths(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield from _command_paths(sub, (*path, name))
+
+
+ALL_COMMANDS = list(_command_paths(typer.main.get_command(app)))
+
+
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda p: " ".join(p) or "rcsa")
+def test_help_looks_like_a_conventional_click_cli(path: tuple[str, ...]) -> None:
+    """No ``<bool>`` / ``<path>`` type labels, no ``{path}`` in the usage line (issue 20)."""
+    result = CliRunner().invoke(app, [*path, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "Usage: rcsa" in text
+    for bad in ("<bool>", "<path>", "<str>", "<float>", "<int>", "<list", "{"):
+        assert bad not in text, (bad, text)
+    usage = next(ln for ln in text.splitlines() if "Usage:" in ln).split("Usage:")[1].split()
+    assert all(p == p.upper() or p.startswith("rcsa") or p in path for p in usage), usage
+
+
+def test_help_of_run_shows_click_metavars() -> None:
+    text = CliRunner().invoke(app, ["run", "--help"], terminal_width=200).stdout
+    rows = {ln.strip(" │*").split()[0]: ln.strip(" │*").split()[1:] for ln in text.splitlines()
+            if ln.strip(" │*").startswith("--")}
+    assert "Usage: rcsa run [OPTIONS] PATH" in text
+    assert rows["--out"][0] == "PATH" and rows["--height-m"][0] == "FLOAT"
+    assert rows["--level"][0] == "TEXT"
+    assert rows["--tta"][0] == "Add" and rows["--help"][0] == "Show"  # flags: no metavar
+    root = CliRunner().invoke(app, ["--help"], terminal_width=200).stdout
+    assert re.search(r"--version\s+Print the version", root), root
+    missing = CliRunner().invoke(app, ["run"])
+    assert missing.exit_code == 2 and "Missing argument 'PATH'" in missing.output
 
 
 def test_info_json_on_sample() -> None:

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rcsa import __version__
+from rcsa.cli_help import ConventionalGroup
 from rcsa.errors import (
     BatchError,
     EmptyInputError,
@@ -69,6 +70,7 @@ EXIT_CODES: tuple[tuple[type[RcsaError], int], ...] = (
 
 app = typer.Typer(
     name="rcsa",
+    cls=ConventionalGroup,  # Click-style help: no metavar on flags, `rcsa run [OPTIONS] PATH`
     help="CT core-muscle measurement (CSA, rCSA, attenuation, fat) and risk scoring.",
     no_args_is_help=True,
     add_completion=False,
