@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 import _dicom_factory as f
 import rcsa
-from rcsa.cli import EXIT_GEOMETRY, app, exit_code_for
-from rcsa.errors import GeometryError
+from rcsa.cli import EXIT_GEOMETRY, EXIT_NOTHING_MEASURED, app, exit_code_for
+from rcsa.errors import GeometryError, NothingMeasuredError
 
 SAMPLE_DICOM = f.THORACOLUMBAR
 
@@ -258,6 +258,31 @@ def test_internal_error_is_exit_1_without_traceback(monkeypatch: pytest.MonkeyPa
 
 def test_geometry_error_exit_code() -> None:
     assert exit_code_for(GeometryError("grids differ")) == EXIT_GEOMETRY == 5
+
+
+def test_nothing_measured_exit_code() -> None:
+    assert exit_code_for(NothingMeasuredError("nothing measured")) == EXIT_NOTHING_MEASURED == 9
+
+
+def test_every_exit_code_is_documented() -> None:
+    """docs/cli.md's table and rcsa.cli's docstring list every code rcsa.cli can return."""
+    import rcsa.cli
+
+    codes = {v for k, v in vars(rcsa.cli).items() if k.startswith("EXIT_") and isinstance(v, int)}
+    assert codes == set(range(10))
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    table = doc.split("## Exit codes", 1)[1]
+    assert {int(m) for m in re.findall(r"^\| (\d+) \|", table, re.M)} == codes
+    assert {int(m) for m in re.findall(r"^(\d+) {4}", rcsa.cli.__doc__ or "", re.M)} == codes
+    assert "--level L3=slice:0" in table
+
+
+def test_levels_of_a_single_slice_name_the_option() -> None:
+    result = invoke("levels", f.ALBERTA_UNCOMPRESSED)
+    assert result.exit_code == 0, result.output
+    assert "single axial slice" in result.stderr and "--level L3=slice:0" in result.stderr
+    ok = invoke("levels", f.ALBERTA_UNCOMPRESSED, "--level", "L3=slice:0")
+    assert ok.exit_code == 0 and "--level L3=slice:0" not in ok.stderr
 
 
 # ------------------------------------------------------------------------------------------
