@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import _dicom_factory as f
 import rcsa
-from rcsa.cli import EXIT_GEOMETRY, app, exit_code_for
-from rcsa.errors import GeometryError
+from rcsa.cli import EXIT_GEOMETRY, EXIT_NOTHING_MEASURED, app, exit_code_for
+from rcsa.errors import GeometryError, NothingMeasuredError
 
 SAMPLE_DICOM = f.THORACOLUMBAR
 
@@ -135,6 +138,42 @@ def test_usage_error_exit_code() -> None:
     assert result.exit_code == 2
 
 
+def _command_paths(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield from _command_paths(sub, (*path, name))
+
+
+ALL_COMMANDS = list(_command_paths(typer.main.get_command(app)))
+
+
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda p: " ".join(p) or "rcsa")
+def test_help_looks_like_a_conventional_click_cli(path: tuple[str, ...]) -> None:
+    """No ``<bool>`` / ``<path>`` type labels, no ``{path}`` in the usage line (issue 20)."""
+    result = CliRunner().invoke(app, [*path, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "Usage: rcsa" in text
+    for bad in ("<bool>", "<path>", "<str>", "<float>", "<int>", "<list", "{"):
+        assert bad not in text, (bad, text)
+    usage = next(ln for ln in text.splitlines() if "Usage:" in ln).split("Usage:")[1].split()
+    assert all(p == p.upper() or p.startswith("rcsa") or p in path for p in usage), usage
+
+
+def test_help_of_run_shows_click_metavars() -> None:
+    text = CliRunner().invoke(app, ["run", "--help"], terminal_width=200).stdout
+    rows = {ln.strip(" │*").split()[0]: ln.strip(" │*").split()[1:] for ln in text.splitlines()
+            if ln.strip(" │*").startswith("--")}
+    assert "Usage: rcsa run [OPTIONS] PATH" in text
+    assert rows["--out"][0] == "PATH" and rows["--height-m"][0] == "FLOAT"
+    assert rows["--level"][0] == "TEXT"
+    assert rows["--tta"][0] == "Add" and rows["--help"][0] == "Show"  # flags: no metavar
+    root = CliRunner().invoke(app, ["--help"], terminal_width=200).stdout
+    assert re.search(r"--version\s+Print the version", root), root
+    missing = CliRunner().invoke(app, ["run"])
+    assert missing.exit_code == 2 and "Missing argument 'PATH'" in missing.output
+
+
 def test_info_json_on_sample() -> None:
     result = invoke("info", SAMPLE_DICOM, "--json")
     assert result.exit_code == 0, result.stderr
@@ -219,6 +258,31 @@ def test_internal_error_is_exit_1_without_traceback(monkeypatch: pytest.MonkeyPa
 
 def test_geometry_error_exit_code() -> None:
     assert exit_code_for(GeometryError("grids differ")) == EXIT_GEOMETRY == 5
+
+
+def test_nothing_measured_exit_code() -> None:
+    assert exit_code_for(NothingMeasuredError("nothing measured")) == EXIT_NOTHING_MEASURED == 9
+
+
+def test_every_exit_code_is_documented() -> None:
+    """docs/cli.md's table and rcsa.cli's docstring list every code rcsa.cli can return."""
+    import rcsa.cli
+
+    codes = {v for k, v in vars(rcsa.cli).items() if k.startswith("EXIT_") and isinstance(v, int)}
+    assert codes == set(range(10))
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    table = doc.split("## Exit codes", 1)[1]
+    assert {int(m) for m in re.findall(r"^\| (\d+) \|", table, re.M)} == codes
+    assert {int(m) for m in re.findall(r"^(\d+) {4}", rcsa.cli.__doc__ or "", re.M)} == codes
+    assert "--level L3=slice:0" in table
+
+
+def test_levels_of_a_single_slice_name_the_option() -> None:
+    result = invoke("levels", f.ALBERTA_UNCOMPRESSED)
+    assert result.exit_code == 0, result.output
+    assert "single axial slice" in result.stderr and "--level L3=slice:0" in result.stderr
+    ok = invoke("levels", f.ALBERTA_UNCOMPRESSED, "--level", "L3=slice:0")
+    assert ok.exit_code == 0 and "--level L3=slice:0" not in ok.stderr
 
 
 # ------------------------------------------------------------------------------------------

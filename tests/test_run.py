@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from rich.console import Console
 from typer.testing import CliRunner
 
-from rcsa.cli import app
+from _dicom_factory import ALBERTA, ALBERTA_UNCOMPRESSED
+from rcsa.cli import EXIT_NOTHING_MEASURED, app
 from rcsa.config import load_config
 from rcsa.measure import wide_columns
 
 runner = CliRunner()
+ALBERTA_SLICE = ALBERTA_UNCOMPRESSED
+ALBERTA_TAG = ALBERTA / "tissue_labels.tag"
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +83,87 @@ def test_run_without_pelvis_succeeds_with_empty_gluteal_values(tmp_path: Path,
         assert pd.isna(w[col]), col
     assert "missing" in w["femoral_head_top_gluteus_maximus_reason"]
     assert np.isfinite(w["L3_psoas_left_csa_mm2"])
+
+
+# ------------------------------------------------------------------------------------------
+# a single axial slice (subject C, the Alberta protocol's L3 slice) and "nothing measured"
+# ------------------------------------------------------------------------------------------
+def _one_line_error(r: Any) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert "Traceback" not in r.output
+    return lines[0]
+
+
+def test_single_slice_without_level_exits_9_naming_the_option(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["run", str(ALBERTA_SLICE), "--out", str(out)])
+    assert r.exit_code == EXIT_NOTHING_MEASURED == 9, r.output
+    line = _one_line_error(r)
+    assert str(ALBERTA_SLICE) in line and "nothing measured" in line
+    assert "single axial slice" in line and "--level L3=slice:0" in line
+    assert r.stdout == "" and not out.exists()  # nothing written
+
+
+def test_single_slice_tag_tracing_without_level_exits_9(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["measure", str(ALBERTA_SLICE), "--labels", str(ALBERTA_TAG),
+                            "--out", str(out), "--no-body-from-model"])
+    assert r.exit_code == 9, r.output
+    assert "--level L3=slice:0" in _one_line_error(r)
+    assert not out.exists()
+
+
+def test_single_slice_tag_tracing_with_level(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["measure", str(ALBERTA_SLICE), "--labels", str(ALBERTA_TAG),
+                            "--out", str(out), "--no-body-from-model", "--level", "L3=slice:0"])
+    assert r.exit_code == 0, r.output
+    w = pd.read_csv(out / "features_long.csv")
+    muscle = w[(w.level == "L3") & (w.structure == "skeletal_muscle") & (w.quantity == "csa_mm2")]
+    assert float(muscle.value.iloc[0]) == pytest.approx(13786, abs=1)  # data README: 13786 mm2
+    assert "single axial slice: measured at L3 as given" in r.stderr
+
+
+def test_no_level_in_a_volume_exits_9_with_the_reason(tmp_path: Path) -> None:
+    """Twenty slices of air: no vertebral column, nothing measured, no output folder."""
+    img = sitk.GetImageFromArray(np.full((20, 48, 48), -1000, np.int16))
+    img.SetSpacing((2.0, 2.0, 3.0))
+    ct = tmp_path / "air.nii.gz"
+    sitk.WriteImage(img, str(ct))
+    r = runner.invoke(app, ["run", str(ct), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 9, r.output
+    line = _one_line_error(r)
+    assert "no measurement level found" in line and "--level NAME=slice:K" in line
+    assert "single axial slice" not in line and not (tmp_path / "out").exists()
+
+
+def test_single_slice_with_level_runs_with_progress_on_a_terminal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's command with the level named: measured, exit 0; progress per stage on a
+    terminal's stderr, none on a pipe's; the closing line gives the wall time and its parts."""
+    import rcsa.cli
+
+    args = ["run", str(ALBERTA_SLICE), "--level", "L3=slice:0"]
+    piped = runner.invoke(app, [*args, "--out", str(tmp_path / "piped")])
+    assert piped.exit_code == 0, piped.output
+    assert "done " not in piped.stderr  # not a terminal: stderr keeps warnings and errors only
+    assert "single axial slice: measured at L3 as given" in piped.stderr
+    w = pd.read_csv(tmp_path / "piped" / "features.csv").iloc[0]
+    assert w["L3_level_status"] == "found" and np.isfinite(w["L3_vertebral_body_csa_mm2"])
+    last = piped.stdout.strip().splitlines()[-1]
+    m = re.fullmatch(r"wrote (\S+) in (\d+\.\d) s \(start-up (\d+\.\d) s, pipeline (\d+\.\d) s, "
+                     r"writing (\d+\.\d) s\)", last)
+    assert m, last
+    total, parts = float(m[2]), [float(m[i]) for i in (3, 4, 5)]
+    assert total >= sum(parts) - 0.15 and parts[1] > 0
+
+    buf = io.StringIO()
+    monkeypatch.setattr(rcsa.cli, "err", Console(file=buf, force_terminal=True, width=200))
+    tty = runner.invoke(app, [*args, "--out", str(tmp_path / "tty")])
+    assert tty.exit_code == 0, tty.output
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", buf.getvalue())
+    for stage in ("starting rcsa", "importing the pipeline", "loading the scan",
+                  "finding the levels", "segmenting 1 level(s): L3", "measuring",
+                  f"writing {tmp_path / 'tty'}"):
+        assert re.search(rf"done {re.escape(stage)} \(\d+\.\d s\)", text), (stage, text)

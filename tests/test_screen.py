@@ -3,8 +3,9 @@
 The sample scan goes through the whole pipeline once (module fixture); the other reports are
 built from its `rcsa run` folder (the fast path). The browser test opens report.html in Debian's
 Chromium through Playwright and saves a screenshot under tests/artifacts/ (git-ignored); it is
-skipped only when /usr/bin/chromium is absent (CI installs it). The PDF checks use poppler's
-pdftotext / pdfinfo.
+skipped only when /usr/bin/chromium is absent (CI installs it). The PDF text checks use poppler's
+pdftotext / pdfinfo (skipped without poppler-utils; CI installs it); the first-page check reads
+WeasyPrint's own layout.
 """
 
 from __future__ import annotations
@@ -141,6 +142,8 @@ def test_escaping_of_every_clinical_field_from_a_file(demo_report: Path, tmp_pat
 
 
 def test_pdf_pages_and_text(demo_report: Path, doc: dict[str, Any]) -> None:
+    if not (shutil.which("pdfinfo") and shutil.which("pdftotext")):
+        pytest.skip("pdfinfo / pdftotext are absent (Debian package poppler-utils; CI installs it)")
     pdf = demo_report / "report.pdf"
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True)
     pages = int(next(line.split()[-1] for line in info.stdout.splitlines()
@@ -159,6 +162,55 @@ def test_pdf_pages_and_text(demo_report: Path, doc: dict[str, Any]) -> None:
                     "Model: provenance and intended use", "Lawlor MA"):
         assert heading in text
     assert text.count("DEMONSTRATION - NOT FOR CLINICAL USE") >= EXPECTED_PDF_PAGES  # each page
+
+
+def test_first_page_is_the_summary(demo_report: Path) -> None:
+    """The PDF's first page stands alone (issue 20): the three cards, the checks, the score
+    table and the note saying so; nothing of them on a later page. Element ids per page, from
+    the layout WeasyPrint prints (no poppler needed)."""
+    from weasyprint import HTML  # type: ignore[import-untyped]
+    from weasyprint.urls import URLFetcher  # type: ignore[import-untyped]
+
+    document = HTML(string=(demo_report / "report.html").read_text(), base_url=None,
+                    url_fetcher=URLFetcher(allowed_protocols={"data"})).render()
+    pages = [set(p.anchors) for p in document.pages]
+    assert len(pages) == EXPECTED_PDF_PAGES
+    summary = {"demo-banner", "card-qc", "card-muscles", "card-risk", "probability",
+               "risk-group", "checks", "predictor-table", "summary-note"}
+    assert summary <= pages[0], pages[0]
+    for later in pages[1:]:
+        assert not (summary - {"score"}) & later, later
+    html = (demo_report / "report.html").read_text()
+    assert "First page: summary" in html
+
+
+def test_report_names_the_model_not_a_path(demo_report: Path, doc: dict[str, Any],
+                                           tmp_path: Path) -> None:
+    """The provenance table names the model, its version and origin and the spec's sha256;
+    never the spec's install path (issue 20)."""
+    from rcsa import __version__
+    from rcsa.nomogram.spec import MODELS_DIR
+
+    spec = doc["model"]
+    assert "source" not in spec
+    fmt = load_spec("demo-rbp-simulated").spec_version
+    assert spec["spec"] == (f"demo-rbp-simulated version 1 (built-in model demo-rbp-simulated "
+                            f"of rcsa {__version__}; spec format {fmt})")
+    assert re.fullmatch(r"[0-9a-f]{64}", spec["spec_sha256"])
+    for name in ("report.html", "report.json"):
+        text = (demo_report / name).read_text()
+        assert str(MODELS_DIR) not in text and "demo_rbp_simulated.json" not in text, name
+    assert f"sha256 {spec['spec_sha256'][:16]}" in (demo_report / "report.html").read_text()
+    # a site's own spec file: its name, not the folder it lives in
+    own = tmp_path / "site" / "my_site_model.json"
+    own.parent.mkdir()
+    shutil.copy(MODELS_DIR / "demo_rbp_simulated.json", own)
+    res = screen(demo_report / "run", tmp_path / "r", model=str(own), pdf=False,
+                 assignments=CLINICAL[1::2])
+    html = res.html.read_text()
+    assert "(spec file my_site_model.json; spec format" in html
+    assert str(own.parent) not in html and str(own.parent) not in res.json.read_text()
+    assert res.document["model"]["spec_sha256"] == spec["spec_sha256"]  # same content
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,12 @@
 """rcsa: CT core-muscle measurement and residual-back-pain risk scoring."""
 
-from importlib.metadata import PackageNotFoundError, version
+import time as _time
+
+#: ``time.perf_counter()`` when rcsa was first imported, before its dependencies: the start
+#: from which the command line reports the wall time a command took (``rcsa run``).
+_IMPORTED_AT = _time.perf_counter()
+
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
 
 try:
     __version__ = version("rcsa")

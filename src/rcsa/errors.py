@@ -34,6 +34,8 @@ Hierarchy::
     ├── OutputExistsError                output exists and --overwrite was not given
     ├── ModelError                       segmentation model unusable (missing, invalid)
     │   └── ModelChecksumError           weights do not match the sha256 in metadata.json
+    ├── NothingMeasuredError             rcsa run / measure found no level and measured nothing
+    │                                    (a single slice needs --level L3=slice:0)
     ├── ReportError                      a screening report cannot be made (PDF engine missing)
     ├── BatchError                       a batch cannot run in its output folder (in use by
     │                                    another run, state store unreadable)
@@ -164,6 +166,12 @@ class LevelError(RcsaError):
 
 class LevelOverrideError(InputError):
     """A manual level override (``--level``, levels file) is malformed or outside the scan."""
+
+
+class NothingMeasuredError(RcsaError):
+    """``rcsa run`` / ``rcsa measure`` measured nothing at all: no level was found or given (a
+    single axial slice cannot be placed automatically: ``--level L3=slice:0``), or no structure
+    on the levels found. Nothing is written."""
 
 
 class ReportError(RcsaError):

@@ -33,7 +33,7 @@ import pandas as pd
 
 from rcsa import __version__
 from rcsa.config import RcsaConfig, load_config
-from rcsa.errors import InputError, OutputExistsError
+from rcsa.errors import InputError, NothingMeasuredError, OutputExistsError
 from rcsa.io import CTVolume, LabelVolume, load, load_labels, read_label_names, read_tag
 from rcsa.levels import find_levels
 from rcsa.levels.override import LevelOverride, load_levels_file, parse_level_override
@@ -45,6 +45,13 @@ from rcsa.outputs import staged_folder
 from rcsa.segment.classes import RCSA_CLASSES, ClassMap, SegClass
 
 LABEL_MAPS = ("ts_v1", "ts_v2", "rcsa")
+
+#: Called with a short description at the start of each stage (``rcsa run``'s progress display).
+Progress = Callable[[str], None]
+
+
+def _no_progress(stage: str) -> None:
+    """The default :data:`Progress`: report nothing."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,6 +128,7 @@ def measure_labels(
     height_m: float | None = None,
     scan_id: str | None = None,
     body_from_model: bool = True,
+    progress: Progress | None = None,
     **load_opts: Any,
 ) -> ScanResult:
     """Measure existing masks: load the CT and the labels, find the levels, measure.
@@ -132,12 +140,16 @@ def measure_labels(
     The vertebral body (the rCSA normaliser) comes from the labels when they hold it (e.g.
     ``body_parts`` given); at a level where they do not, ``body_from_model`` fills it from rcsa's
     own segmentation model, on background pixels only, and says so in the segmentation source.
+    ``progress`` is called at the start of each stage.
     """
+    step = progress or _no_progress
     t0 = time.perf_counter()
     cfg = config or load_config()
     overrides = _overrides(level_specs, levels_file, path)
+    step("loading the scan")
     ct = load(path, **load_opts)
     t_load = time.perf_counter()
+    step("reading the labels")
     labels_path = Path(labels_path)
     notes: dict[str, Any] = {}
     if labels_path.suffix.lower() == ".tag":
@@ -161,8 +173,10 @@ def measure_labels(
             f"unknown label map {label_map!r}: expected {', '.join(LABEL_MAPS)} or a .json file"
         )
     t_labels = time.perf_counter()
+    step("finding the levels")
     lm = find_levels(ct, overrides)
     t_levels = time.perf_counter()
+    step("measuring")
     per_level = labels_at_levels(labels, cmap, lm, source)
     t_model = time.perf_counter()
     if body_from_model:
@@ -239,6 +253,7 @@ def run_scan(
     scan_id: str | None = None,
     tta: bool = False,
     all_levels: bool = False,
+    progress: Progress | None = None,
     **load_opts: Any,
 ) -> ScanResult:
     """The whole pipeline for one scan: load -> levels -> segment (rcsa's shipped model) ->
@@ -246,16 +261,19 @@ def run_scan(
 
     Segmentation runs on the found levels that the feature table measures (the configured
     muscle levels and the vertebral-body levels, ``rcsa.measure.table.level_names``), or on every
-    found level with ``all_levels``.
+    found level with ``all_levels``. ``progress`` is called at the start of each stage.
     """
     from rcsa.measure.sources import labels_from_segmentation
     from rcsa.segment import segment
 
+    step = progress or _no_progress
     t0 = time.perf_counter()
     cfg = config or load_config()
     overrides = _overrides(level_specs, levels_file, path)
+    step("loading the scan")
     ct = load(path, **load_opts)
     t_load = time.perf_counter()
+    step("finding the levels")
     lm = find_levels(ct, overrides)
     t_levels = time.perf_counter()
     wanted = None if all_levels else set(level_names(cfg))
@@ -264,12 +282,14 @@ def run_scan(
     model_info: dict[str, Any] = {}
     cmap = RCSA_CLASSES
     if found:
+        step(f"segmenting {len(found)} level(s): {', '.join(found)}")
         result = segment(ct, lm, names=found, tta=tta)
         per_level = labels_from_segmentation(result)
         cmap = result.class_map
         model_info = dict(result.model_info)
     t_seg = time.perf_counter()
     source = f"rcsa model {model_info.get('name', '')} (sha256 {model_info.get('sha256', '')})"
+    step("measuring")
     m = measure(ct, lm, per_level, cfg, scan_id=scan_id or _scan_id(path), height_m=height_m,
                 segmentation_source=source.strip())
     t_end = time.perf_counter()
@@ -282,26 +302,85 @@ def run_scan(
     )
 
 
+#: The override a single axial slice needs (the Alberta protocol's slice is at L3).
+SINGLE_SLICE_OPTION = "--level L3=slice:0"
+
+
+def single_slice_hint(n_slices: int, level_map: LevelMap) -> str | None:
+    """What to tell the user when a one-slice scan has no level: the option to name it."""
+    if n_slices != 1 or any(lv.found for lv in level_map.levels.values()):
+        return None
+    return ("the scan is a single axial slice, and rcsa cannot tell its vertebral level from "
+            "one slice: name it, e.g. " + SINGLE_SLICE_OPTION + " for an L3 slice (the Alberta "
+            "protocol's level; slice 0 is the only slice)")
+
+
+def single_slice_note(result: ScanResult) -> str | None:
+    """A one-slice scan measured at the level(s) the user named: say that nothing else is."""
+    lm = result.level_map
+    found = [n for n, lv in lm.levels.items() if lv.found]
+    if result.ct.n_slices != 1 or not found:
+        return None
+    return (f"single axial slice: measured at {', '.join(found)} as given; every other level is "
+            "missing by construction (one slice holds one level)")
+
+
+def check_measured(result: ScanResult) -> None:
+    """Raise :class:`NothingMeasuredError` when not one value was measured, with the reason
+    and what to do (a single slice: :data:`SINGLE_SLICE_OPTION`)."""
+    m = result.measurements
+    if any(r.value is not None for r in m.rows):
+        return
+    scan = result.inputs.get("scan") or None
+    lm = result.level_map
+    hint = single_slice_hint(result.ct.n_slices, lm)
+    if hint is not None:
+        raise NothingMeasuredError(f"nothing measured: {hint}", scan)
+    found = [n for n, lv in lm.levels.items() if lv.found]
+    if not found:
+        why = sorted({lv.reason for lv in lm.levels.values() if lv.reason})
+        raise NothingMeasuredError(
+            "nothing measured: no measurement level found"
+            + (f" ({'; '.join(why)})" if why else "")
+            + "; check the scan's coverage with `rcsa levels PATH --qc levels.png`, or give "
+            "the levels with --level NAME=slice:K (e.g. --level L3=slice:72) or --levels-file",
+            scan)
+    raise NothingMeasuredError(
+        f"nothing measured: no structure was measured on the levels found ({', '.join(found)}); "
+        "check the labels / segmentation (QC with `rcsa segment`)", scan)
+
+
 def to_folder(
-    out_dir: str | Path, overwrite: bool, compute: Callable[[], ScanResult]
+    out_dir: str | Path, overwrite: bool, compute: Callable[[], ScanResult],
+    progress: Progress | None = None,
 ) -> ScanResult:
-    """Refuse a non-empty ``out_dir`` before any work, run ``compute``, write the folder."""
+    """Refuse a non-empty ``out_dir`` before any work, run ``compute``, write the folder.
+
+    A result without a single measured value is refused (:func:`check_measured`) and nothing
+    is written.
+    """
     check_output_dir(Path(out_dir), overwrite)
     result = compute()
+    check_measured(result)
+    (progress or _no_progress)(f"writing {out_dir}")
     write_scan_outputs(result, out_dir, overwrite=overwrite)
     return result
 
 
 def run_to_folder(path: str | Path, out_dir: str | Path, overwrite: bool = False,
-                  **opts: Any) -> ScanResult:
+                  progress: Progress | None = None, **opts: Any) -> ScanResult:
     """``rcsa run``: :func:`run_scan` written to ``out_dir``."""
-    return to_folder(out_dir, overwrite, lambda: run_scan(path, **opts))
+    return to_folder(out_dir, overwrite, lambda: run_scan(path, progress=progress, **opts),
+                     progress)
 
 
 def measure_to_folder(path: str | Path, labels_path: str | Path, out_dir: str | Path,
-                      overwrite: bool = False, **opts: Any) -> ScanResult:
+                      overwrite: bool = False, progress: Progress | None = None,
+                      **opts: Any) -> ScanResult:
     """``rcsa measure``: :func:`measure_labels` written to ``out_dir``."""
-    return to_folder(out_dir, overwrite, lambda: measure_labels(path, labels_path, **opts))
+    return to_folder(out_dir, overwrite,
+                     lambda: measure_labels(path, labels_path, progress=progress, **opts),
+                     progress)
 
 
 def _scan_id(path: str | Path) -> str:

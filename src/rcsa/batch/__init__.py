@@ -8,13 +8,32 @@ report and a resumable state store (``docs/scale.md``).
 
 Cases from any source (folders, manifests, a DICOMweb query in :mod:`rcsa.pacs`) are plain
 :class:`Case` objects and all feed :func:`run_batch`.
+
+Importing this package is cheap: the names below are imported on first use (PEP 562), so
+that ``rcsa.cli`` registering ``rcsa batch`` does not import the pipeline for every command.
 """
 
-from rcsa.batch.cases import Case, RemoteSeries
-from rcsa.batch.discover import Discovery, Ignored, check_case_ids, discover, read_manifest
-from rcsa.batch.fingerprint import config_hash, fingerprint, model_version, state_key
-from rcsa.batch.runner import BatchEvent, BatchReport, CaseReport, build_table, run_batch
-from rcsa.batch.state import CaseRecord, StateStore
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rcsa.batch.cases import Case, RemoteSeries
+    from rcsa.batch.discover import Discovery, Ignored, check_case_ids, discover, read_manifest
+    from rcsa.batch.fingerprint import config_hash, fingerprint, model_version, state_key
+    from rcsa.batch.runner import BatchEvent, BatchReport, CaseReport, build_table, run_batch
+    from rcsa.batch.state import CaseRecord, StateStore
+
+_WHERE = {
+    **dict.fromkeys(("Case", "RemoteSeries"), "cases"),
+    **dict.fromkeys(("Discovery", "Ignored", "check_case_ids", "discover", "read_manifest"),
+                    "discover"),
+    **dict.fromkeys(("config_hash", "fingerprint", "model_version", "state_key"), "fingerprint"),
+    **dict.fromkeys(("BatchEvent", "BatchReport", "CaseReport", "build_table", "run_batch"),
+                    "runner"),
+    **dict.fromkeys(("CaseRecord", "StateStore"), "state"),
+}
 
 __all__ = [
     "BatchEvent",
@@ -36,3 +55,11 @@ __all__ = [
     "run_batch",
     "state_key",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

@@ -8,6 +8,7 @@ in ``report.json`` (at full precision; the page rounds). Sources: an ``rcsa run`
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import math
@@ -23,7 +24,7 @@ from rcsa import __version__
 from rcsa.errors import InputError, InputNotFoundError, ScoringError
 from rcsa.measure.plausibility import PlausibleRange, plausibility_table, reference_range
 from rcsa.nomogram.score import Score, score_patient
-from rcsa.nomogram.spec import DEMO_DISCLAIMER, ModelSpec
+from rcsa.nomogram.spec import BUILTIN_MODELS, DEMO_DISCLAIMER, MODELS_DIR, ModelSpec
 from rcsa.report.inputs import FREE_TEXT_FIELDS, ClinicalInputs, PredictorInput
 
 REPORT_FORMAT = "rcsa-screen-report"
@@ -330,10 +331,30 @@ def key_muscles(run: RunFolder, rows: Sequence[Mapping[str, Any]]) -> list[dict[
     return out
 
 
+def spec_identity(spec: ModelSpec) -> tuple[str, str]:
+    """How the report names the model spec: name, version, where it came from (built into
+    rcsa, or the spec file's name) and the sha256 of its content; never the path on the
+    machine that made the report."""
+    digest = hashlib.sha256(
+        json.dumps(spec.raw, sort_keys=True, separators=(",", ":"), default=str).encode()
+    ).hexdigest()
+    builtin = {file: name for name, file in BUILTIN_MODELS.items()}
+    src = Path(spec.source) if spec.source else None
+    if src is not None and src.name in builtin and src.parent.resolve() == MODELS_DIR.resolve():
+        origin = f"built-in model {builtin[src.name]} of rcsa {__version__}"
+    elif src is not None:
+        origin = f"spec file {src.name}"
+    else:
+        origin = "spec given in memory"
+    return (f"{spec.name} version {spec.model_version} ({origin}; spec format "
+            f"{spec.spec_version})", digest)
+
+
 def model_section(spec: ModelSpec | None) -> dict[str, Any] | None:
     if spec is None:
         return None
     prov = spec.provenance
+    identity, digest = spec_identity(spec)
     return {
         "name": spec.name,
         "model_version": spec.model_version,
@@ -345,7 +366,8 @@ def model_section(spec: ModelSpec | None) -> dict[str, Any] | None:
         "outcome": spec.outcome,
         "outcome_label": spec.outcome_label,
         "citation": spec.citation,
-        "source": spec.source,
+        "spec": identity,
+        "spec_sha256": digest,
         "provenance": {k: prov.get(k) for k in
                        ("cohort", "n", "events", "auc_training", "auc_validation",
                         "auc_training_optimism_corrected", "n_validation", "fitted_at")
