@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from rcsa.io.volume import CTVolume
 from rcsa.levels.override import LevelOverride, apply_overrides
 from rcsa.levels.spine import (
     ArcProfile,
-    Disc,
     LateralBone,
     SpineTrack,
     WorkGrid,
@@ -21,15 +22,28 @@ from rcsa.levels.spine import (
     body_z_extent,
     find_discs,
     lateral_bones,
+    lung_slices,
     track_spine,
     work_grid,
 )
 from rcsa.levels.types import LEVEL_NAMES, PELVIC_LEVELS, VERTEBRAE, Level, LevelMap
 
-#: Position of each vertebra counted upwards from S1 (0) along the column.
-POSITION = {"S1": 0, "L5": 1, "L4": 2, "L3": 3, "L2": 4, "L1": 5, "T12": 6, "T11": 7}
+#: Position of each vertebra counted upwards from S1 (0) along the column: S1, L5-L1,
+#: T12-T1, C7.
+POSITION = {
+    "S1": 0, **{f"L{n}": 6 - n for n in range(1, 6)}, **{f"T{n}": 18 - n for n in range(1, 13)},
+    "C7": 18,
+}
 #: Ilium: a lateral component this large (cm^3 on the working grid) is a pelvic bone, not a rib.
 ILIUM_MIN_CM3 = 35.0
+#: The sacrum touches the ilia over at least this height (mm); a lumbar transverse process
+#: touching the ilium, or a crop through S1, gives a shorter contact.
+SACRUM_MIN_CONTACT_MM = 15.0
+#: Lateral bone rising from the scan bottom must be this large (cm^3) to be an iliac wing.
+BOTTOM_ILIUM_MIN_CM3 = 2.0
+#: A complete vertebra this much shorter / taller than its neighbours (ratio) points to an
+#: extra / a missed disc: the levels counted across it are ambiguous.
+ABNORMAL_HEIGHT_RATIO = (0.55, 1.6)
 
 
 @dataclass
@@ -46,6 +60,7 @@ class Segment:
     endplate_z: float | None = None
     estimated: bool = False
     rib: bool = False
+    rib_sides: set[int] = field(default_factory=set)  # -1 patient right, +1 left
     sacral: bool = False
     sacral_anchor: bool = False
     mostly_visible: bool = False  # complete, or >= 75 % of the expected body height in view
@@ -113,7 +128,8 @@ def _segments(g: WorkGrid, p: ArcProfile, discs: list[float]) -> list[Segment]:
             if mid_s <= seg.s_hi:
                 seg.mid_z = _z_at(p, mid_s)
             # mostly visible body: use the middle of what is seen, as a reader would
-            ext = body_z_extent(g, p, seg.s_lo, seg.s_hi + 50.0)
+            # (from 3 mm below the disc peak: the disc is located to +-3 mm at 3 mm slices)
+            ext = body_z_extent(g, p, seg.s_lo - 3.0, seg.s_hi + 50.0)
             expected = 0.9 * est - 5.0
             if ext is not None and ext[1] - ext[0] >= 0.75 * expected:
                 seg.mid_z = 0.5 * (ext[0] + ext[1])
@@ -123,147 +139,236 @@ def _segments(g: WorkGrid, p: ArcProfile, discs: list[float]) -> list[Segment]:
 
 
 def _classify(
-    segs: list[Segment], bones: list[LateralBone], g: WorkGrid, p: ArcProfile
-) -> None:
-    lowest_z = segs[0].z_hi if segs else -np.inf
+    segs: list[Segment], bones: list[LateralBone], g: WorkGrid, p: ArcProfile,
+    lung: npt.NDArray[np.bool_],
+) -> list[Segment]:
+    """Ribs, ilia and sacroiliac contact per vertebra; returns the vertebrae from S1 up when
+    a sacrum is found (the fused segments below S1 are dropped), else all of them."""
+    # an ilium is a large lateral bone outside the thorax: never in a slice with lung and
+    # never above a rib (ribs and the scapula are thin plates too, at 3 mm pixels as at 0.7)
     for b in bones:
         if b.kind != "rib":
             continue
-        z_extent = (b.k_hi - b.k_lo + 1) * g.sz
-        plate = b.volume_cm3 >= 5.0 and b.volume_cm3 / z_extent >= 0.25  # ribs are thin
-        if plate or (
-            b.volume_cm3 >= ILIUM_MIN_CM3 and (b.contact_k or g.z_mm[b.k_lo] < lowest_z)
-        ):
+        in_lung = float(lung[b.k_lo : b.k_hi + 1].mean()) if b.k_hi >= b.k_lo else 0.0
+        if b.volume_cm3 >= ILIUM_MIN_CM3 and in_lung < 0.2:
             b.kind = "ilium"
-    for _n, seg in enumerate(segs):
+    rib_heads = [b.head_z for b in bones if b.kind == "rib"]
+    if rib_heads:
+        lowest_rib = min(rib_heads)
+        for b in bones:
+            if b.kind == "ilium" and float(g.z_mm[b.k_hi]) > lowest_rib:
+                b.kind = "other"
+    for seg in segs:
         lo = -np.inf if not seg.closed_lo else seg.z_lo
         hi = np.inf if not seg.closed_hi else seg.z_hi
-        seg.rib = any(b.kind == "rib" and lo <= b.head_z < hi for b in bones)
+        seg.rib_sides = {b.side for b in bones if b.kind == "rib" and lo <= b.head_z < hi}
+        seg.rib = bool(seg.rib_sides)
         contact = sorted({k for b in bones if b.kind == "ilium" for k in b.contact_k})
         zc = g.z_mm[np.asarray(contact, dtype=np.int64)] if contact else np.array([])
         inside = zc[(zc >= lo) & (zc < hi)]
         seg.sacral = len(inside) >= 2
         # the sacrum articulates with the ilia over >= 15 mm; a lumbar transverse process
         # touching the ilium (or a crop through S1) gives a shorter contact
-        seg.sacral_anchor = len(inside) >= 3 and float(inside.max() - inside.min()) >= 15.0
-    for seg in segs[1:]:
-        seg.sacral_anchor = False
-    if segs and segs[0].sacral_anchor and not segs[0].closed_lo and segs[0].closed_hi:
-        segs[0].sacral_anchor = segs[0].length >= 20.0
-        if segs[0].sacral_anchor:  # S1: body below the L5/S1 disc, about 0.7 of L5's length
-            above = segs[1].length if len(segs) > 1 and segs[1].complete else 34.0
-            segs[0].mid_z = _z_at(p, max(segs[0].s_lo, segs[0].s_hi - 0.35 * above))
+        seg.sacral_anchor = (
+            len(inside) >= 3 and float(inside.max() - inside.min()) >= SACRUM_MIN_CONTACT_MM
+        )
+    anchors = [i for i, sg in enumerate(segs) if sg.sacral_anchor]
+    if not anchors:
+        return segs
+    top = max(anchors)
+    s1 = segs[top]
+    for sg in segs[:top]:
+        s1.notes.append(f"fused sacral segment {sg.z_lo:.0f}..{sg.z_hi:.0f} mm dropped")
+    segs = segs[top:]
+    for sg in segs[1:]:
+        sg.sacral_anchor = False
+    s1.closed_lo = False
+    if s1.closed_hi and s1.length >= 20.0:
+        # S1: body below the L5/S1 disc, about 0.7 of L5's length
+        above = segs[1].length if len(segs) > 1 and segs[1].complete else 34.0
+        s1.mid_z = _z_at(p, max(s1.s_lo, s1.s_hi - 0.35 * above))
+        s1.estimated = True
+    else:
+        s1.sacral_anchor = False  # a crop through the sacrum: not enough of S1 to anchor
+    return segs
 
 
-def _valid_offsets(segs: list[Segment], use_ribs: bool, use_sacrum: bool) -> list[int]:
-    out: list[int] = []
-    for o in range(-len(segs), 30):
+class CountMethod(enum.Enum):
+    """How the vertebrae were named (``Level.method`` carries the value)."""
+
+    BOTH = "disc count from the sacrum, confirmed by the last rib"
+    SACRUM = "disc count from the sacrum"
+    LAST_RIB = "disc count from the last rib-bearing vertebra (T12)"
+    FIRST_RIB = "disc count from the first rib-bearing vertebra (T1)"
+    ANCHORS_DISAGREE = "disc count: the anchors disagree"
+    UNANCHORED = "unanchored"
+
+
+#: Confidence of a count (a heuristic grade, documented in docs/levels.md).
+COUNT_CONFIDENCE = {
+    CountMethod.BOTH: 0.95, CountMethod.SACRUM: 0.85, CountMethod.LAST_RIB: 0.8,
+    CountMethod.FIRST_RIB: 0.6, CountMethod.ANCHORS_DISAGREE: 0.0, CountMethod.UNANCHORED: 0.0,
+}
+
+
+def _general_offsets(segs: list[Segment]) -> set[int]:
+    """Offsets o (segment i is vertebra position o + i) that break no anatomical rule."""
+    out: set[int] = set()
+    ribs = [i for i, sg in enumerate(segs) if sg.rib]
+    lowest_rib = min(ribs) if ribs else len(segs)
+    for o in range(-len(segs), POSITION["C7"] + 1):
         ok = True
         for i, seg in enumerate(segs):
             pos = o + i
             if (
-                pos < 0
-                or (use_sacrum and seg.sacral_anchor and pos != 0)
-                or (use_sacrum and seg.sacral and pos > 1)
-                or (use_sacrum and seg.mostly_visible and not seg.sacral and pos == 0)
-                or (use_ribs and seg.rib and pos < POSITION["T12"])
-                or (use_ribs and seg.mostly_visible and not seg.rib and pos > POSITION["L1"])
+                not 0 <= pos <= POSITION["C7"]
+                or (seg.sacral and pos > POSITION["L5"])
+                # S1 always meets the ilia: a mostly visible piece without contact is not S1
+                or (pos == 0 and seg.mostly_visible and not seg.sacral)
+                or (seg.rib and not POSITION["T12"] <= pos <= POSITION["T1"])
+                # a vertebra seen whole, without a rib, below every rib: lumbar
+                or (i < lowest_rib and seg.complete and not seg.rib
+                    and pos > POSITION["L1"])
             ):
                 ok = False
-            if not ok:
                 break
         if ok:
-            out.append(o)
+            out.add(o)
     return out
 
 
-def _drop_sacral_remnants(
-    discs: list[Disc], bones: list[LateralBone], p: ArcProfile, g: WorkGrid
-) -> list[Disc]:
-    """Drop weak 'discs' at the bottom that lie within the sacroiliac joints: remnants of the
-    fused S1/S2 (S2/S3) discs inside the sacrum, not the L5/S1 disc."""
-    contact = [k for b in bones if b.volume_cm3 >= ILIUM_MIN_CM3 for k in b.contact_k]
-    if not contact or len(discs) < 3:
-        return discs
-    z_hi = float(g.z_mm[max(contact)])
-    out = list(discs)
-    while len(out) >= 3:
-        med = float(np.median([d.strength for d in out]))
-        z = _z_at(p, out[0].s)
-        if out[0].strength < 0.6 * med and z <= z_hi:
-            out.pop(0)
-        else:
-            break
-    return out
+def _rib_anchor(segs: list[Segment], lowest: bool) -> tuple[set[int], str] | None:
+    """Offsets from the last (``lowest``) or first rib-bearing vertebra: the rib-bearing
+    vertebra next to a complete rib-free one, per side; sides that disagree give both
+    offsets (and so an ambiguous count)."""
+    target = POSITION["T12"] if lowest else POSITION["T1"]
+    offs: set[int] = set()
+    notes: list[str] = []
+    for side, side_name in ((-1, "right"), (1, "left")):
+        idx = [i for i, sg in enumerate(segs) if side in sg.rib_sides]
+        if not idx:
+            continue
+        r = min(idx) if lowest else max(idx)
+        nb = r - 1 if lowest else r + 1
+        # the rib-free neighbour must lie wholly in the scan (both discs seen), else its
+        # rib may simply be outside the field of view
+        # (rib-free on this side: a rib on one side only - a hypoplastic 12th rib or a
+        # lumbar rib - makes the two sides disagree, and so the count ambiguous)
+        if not 0 <= nb < len(segs) or not segs[nb].complete or side in segs[nb].rib_sides:
+            continue
+        offs.add(target - r)
+        notes.append(side_name)
+    if not offs:
+        return None
+    why = "" if len(offs) == 1 else (
+        "the last rib is on different vertebrae on the two sides" if lowest
+        else "the first rib is on different vertebrae on the two sides")
+    return offs, why
+
+
+@dataclass
+class _Count:
+    offsets: set[int]
+    method: CountMethod
+    confidence: float
+    warnings: list[str]
+    reason: str = ""
+    anchors: dict[str, int] = field(default_factory=dict)  # anchor name -> segment index
+
+
+def _count(segs: list[Segment]) -> _Count:
+    general = _general_offsets(segs)
+    sets: dict[str, set[int]] = {}
+    reasons: list[str] = []
+    anchors: dict[str, int] = {}
+    if segs and segs[0].sacral_anchor:
+        sets["sacrum"] = {0}
+        anchors["sacrum"] = 0
+    last = _rib_anchor(segs, lowest=True)
+    if last is not None:
+        sets["last rib"] = last[0]
+        if last[1]:
+            reasons.append(last[1])
+        anchors["last rib"] = min(POSITION["T12"] - o for o in last[0])
+    first = _rib_anchor(segs, lowest=False)
+    if first is not None and (last is None or first[0] != last[0]):
+        sets["first rib"] = first[0]
+        if first[1]:
+            reasons.append(first[1])
+        anchors["first rib"] = min(POSITION["T1"] - o for o in first[0])
+    warnings: list[str] = []
+    if not sets:
+        return _Count(general, CountMethod.UNANCHORED, 0.0, warnings,
+                      "the count cannot be anchored: no sacrum, and no rib-bearing vertebra "
+                      "next to a rib-free vertebra seen whole (between two discs) in the scan")
+    raw = dict(sets)
+    sets = {name: offs & general for name, offs in sets.items()}
+    inter = set.intersection(*sets.values())
+    if len(sets) > 1 and inter and not reasons:
+        method = CountMethod.BOTH if {"sacrum", "last rib"} <= sets.keys() else (
+            CountMethod.SACRUM if "sacrum" in sets else CountMethod.LAST_RIB)
+        return _Count(inter, method, COUNT_CONFIDENCE[method], warnings, anchors=anchors)
+    if len(sets) == 1 and not reasons:
+        name, offs = next(iter(sets.items()))
+        method = {"sacrum": CountMethod.SACRUM, "last rib": CountMethod.LAST_RIB,
+                  "first rib": CountMethod.FIRST_RIB}[name]
+        if not offs:
+            return _Count(set(), method, 0.0, warnings, "the count from the " + name +
+                          " breaks an anatomical rule (a rib below T12 or contact with the "
+                          "ilium above L5)", anchors)
+        return _Count(offs, method, COUNT_CONFIDENCE[method], warnings, anchors=anchors)
+    # the anchors disagree (or one breaks a rule the other obeys): keep every count they
+    # give, so that each level they name differently is ambiguous
+    union = set.union(*raw.values())
+    if "sacrum" in sets and "last rib" in sets and last is not None and len(last[0]) == 1:
+        n_free = anchors["last rib"] - 1
+        if n_free != 5:
+            warnings.append(
+                f"transitional anatomy suspected: {n_free} rib-free (lumbar-type) vertebrae "
+                "between the sacrum and the last rib-bearing vertebra (expected 5; lumbarised "
+                "S1 / sacralised L5 / rib anomaly): the vertebrae the two counts name "
+                "differently are reported ambiguous; set them by hand (--level)"
+            )
+            reasons.append(f"the count from the sacrum and from the last rib disagree "
+                           f"({n_free} lumbar-type vertebrae, expected 5)")
+    if not reasons:
+        reasons.append("the counts from " + " and ".join(sets) + " disagree")
+    return _Count(union, CountMethod.ANCHORS_DISAGREE, 0.0, warnings, "; ".join(reasons),
+                  anchors)
 
 
 def _slice_of(ct: CTVolume, z: float) -> int:
     return int(np.argmin(np.abs(ct.z_mm() - z)))
 
 
-@dataclass
-class _Count:
-    offsets: list[int]
-    method: str
-    confidence: float
-    warnings: list[str]
-    reason: str = ""
-
-
-def _count(segs: list[Segment]) -> _Count:
-    has_rib_anchor = any(s.rib for s in segs) and any(
-        s.complete and not s.rib for s in segs
-    )
-    has_sacrum = any(s.sacral_anchor for s in segs)
-    warnings: list[str] = []
-    both = _valid_offsets(segs, True, True)
-    if has_sacrum and has_rib_anchor:
-        if both:
-            return _Count(both, "disc count from the sacrum, confirmed by the last rib", 0.95, [])
-        o_s = _valid_offsets(segs, False, True)
-        ribs = [i for i, s in enumerate(segs) if s.rib]
-        n_lumbar = min(ribs) - 1 if ribs else -1
-        warnings.append(
-            f"transitional anatomy suspected: {n_lumbar} rib-free (lumbar-type) vertebrae "
-            "between the sacrum and the last rib-bearing vertebra (expected 5; lumbarised S1 / "
-            "sacralised L5 / rib anomaly); levels counted from the sacrum"
-        )
-        return _Count(o_s, "disc count from the sacrum (rib count disagrees)", 0.6, warnings)
-    if has_sacrum:
-        return _Count(both, "disc count from the sacrum", 0.85, warnings)
-    if has_rib_anchor:
-        return _Count(both, "disc count from the last rib-bearing vertebra (T12)", 0.8, warnings)
-    return _Count(
-        both,
-        "unanchored",
-        0.0,
-        warnings,
-        "the count cannot be anchored: no sacrum and no rib-bearing vertebra above a rib-free "
-        "one in the scan",
-    )
-
-
 def _abnormal(segs: list[Segment]) -> set[int]:
-    lengths = [s.length for s in segs if s.complete]
-    if len(lengths) < 2:
-        return set()
-    med = float(np.median(lengths))
-    return {i for i, s in enumerate(segs) if s.complete and not 0.5 * med <= s.length <= 1.7 * med}
+    """Complete vertebrae whose height differs from their neighbours' (a missed or an extra
+    disc): outside 0.55-1.6 x the median of the complete vertebrae within two places."""
+    out: set[int] = set()
+    for i, s in enumerate(segs):
+        if not s.complete:
+            continue
+        near = [t.length for j, t in enumerate(segs) if t.complete and j != i and abs(j - i) <= 2]
+        if not near:
+            continue
+        ratio = s.length / float(np.median(near))
+        if not ABNORMAL_HEIGHT_RATIO[0] <= ratio <= ABNORMAL_HEIGHT_RATIO[1]:
+            out.add(i)
+    return out
 
 
 def _vertebra_levels(
-    ct: CTVolume, segs: list[Segment], cnt: _Count, discs: list[float], p: ArcProfile
+    ct: CTVolume, segs: list[Segment], cnt: _Count, p: ArcProfile
 ) -> dict[str, Level]:
     out: dict[str, Level] = {}
     abnormal = _abnormal(segs)
-    anchor = 0 if cnt.method.startswith("disc count from the sacrum") else next(
-        (i for i, s in enumerate(segs) if s.rib), 0
-    )
+    anchors = list(cnt.anchors.values()) or [0]
+    method = cnt.method.value
     z_scan = ct.z_mm()
     for name in VERTEBRAE:
         pos = POSITION[name]
         if not cnt.offsets:
-            out[name] = Level(name, "ambiguous", method="disc-count", reason=cnt.reason or
+            out[name] = Level(name, "ambiguous", method=method, reason=cnt.reason or
                               "no consistent count of the vertebrae")
             continue
         results = set()
@@ -282,10 +387,10 @@ def _vertebra_levels(
             i = next(iter(results))[1]
             seg = segs[i]
             assert seg.mid_z is not None
-            lo, hi = sorted((anchor, i))
-            if any(lo <= a <= hi for a in abnormal):
+            # counted across a vertebra of abnormal height from every anchor: ambiguous
+            if all(any(min(a, i) <= b <= max(a, i) for b in abnormal) for a in anchors):
                 out[name] = Level(
-                    name, "ambiguous", method=cnt.method,
+                    name, "ambiguous", method=method,
                     reason="a vertebra between the anchor and this level has an abnormal "
                     "height (missed or extra disc?)",
                     candidates=(_slice_of(ct, seg.mid_z),),
@@ -296,7 +401,7 @@ def _vertebra_levels(
             ep_in = ep is not None and z_scan.min() - 1 <= ep <= z_scan.max() + 1
             out[name] = Level(
                 name, "found", _slice_of(ct, seg.mid_z), float(z_scan[_slice_of(ct, seg.mid_z)]),
-                method=cnt.method + (
+                method=method + (
                     " (S1 mid-body estimated from the L5 height: no S1/S2 disc)"
                     if seg.sacral_anchor else
                     " (body partly outside the scan: mid-body estimated)" if seg.estimated
@@ -312,37 +417,33 @@ def _vertebra_levels(
                 f"outside the scan ({where} the field of view)" if where
                 else "cut by the edge of the scan (mid-body not in the field of view)"
             )
-            if cnt.method == "unanchored":
+            if cnt.method is CountMethod.UNANCHORED:
                 reason += "; " + cnt.reason
-            out[name] = Level(name, "missing", method=cnt.method, reason=reason)
+            out[name] = Level(name, "missing", method=method, reason=reason)
         else:
             cands = tuple(sorted(
                 _slice_of(ct, segs[r[1]].mid_z)  # type: ignore[arg-type]
                 for r in results if r[0] == "seg"
             ))
             out[name] = Level(
-                name, "ambiguous", method=cnt.method,
+                name, "ambiguous", method=method,
                 reason=(cnt.reason or "several counts fit the scan")
                 + f"; could be at slice(s) {list(cands)} or outside the scan",
                 candidates=cands,
             )
-    # L4/L5 disc: the disc above the vertebra at position 1 (L5)
-    res: set[int | None] = set()
-    for o in cnt.offsets:
-        jd = POSITION["L5"] - o  # segment index of L5; disc jd lies above it
-        res.add(jd if 0 <= jd < len(discs) else None)
-    if out["L4"].found and out["L5"].found and len(res) == 1 and None not in res:
-        jsel = next(iter(res))
-        assert jsel is not None
-        z = _z_at(p, discs[jsel])
+    # L4/L5 disc: the upper boundary of the vertebra named L5
+    res = {POSITION["L5"] - o for o in cnt.offsets}
+    if out["L4"].found and out["L5"].found and len(res) == 1:
+        i5 = next(iter(res))
+        z = _z_at(p, segs[i5].s_hi)
         k = _slice_of(ct, z)
-        out["L4_L5_disc"] = Level("L4_L5_disc", "found", k, float(z_scan[k]), cnt.method,
+        out["L4_L5_disc"] = Level("L4_L5_disc", "found", k, float(z_scan[k]), method,
                                   round(cnt.confidence, 3))
     elif out["L4"].status == "missing" or out["L5"].status == "missing":
-        out["L4_L5_disc"] = Level("L4_L5_disc", "missing", method=cnt.method,
+        out["L4_L5_disc"] = Level("L4_L5_disc", "missing", method=method,
                                   reason="L4 or L5 is outside the scan")
     else:
-        out["L4_L5_disc"] = Level("L4_L5_disc", "ambiguous", method=cnt.method,
+        out["L4_L5_disc"] = Level("L4_L5_disc", "ambiguous", method=method,
                                   reason="L4 and L5 are not both identified")
     return out
 
@@ -356,8 +457,12 @@ def _last_orig(g: WorkGrid, k: int, n: int) -> int:
 
 
 def _pelvic_levels(
-    ct: CTVolume, g: WorkGrid, t: SpineTrack, bones: list[LateralBone], segs: list[Segment]
+    ct: CTVolume, g: WorkGrid, t: SpineTrack, bones: list[LateralBone],
+    lung: npt.NDArray[np.bool_], vertebrae: dict[str, Level],
 ) -> tuple[dict[str, Level], list[str]]:
+    """Iliac crest, lowest sacroiliac slice and femoral heads, each checked against the
+    anatomical order: below the lowest rib, never in a slice with lung, the sacroiliac
+    joints below L5 and on both sides."""
     out: dict[str, Level] = {}
     warnings: list[str] = []
     n = ct.n_slices
@@ -365,21 +470,36 @@ def _pelvic_levels(
     nk = g.hu.shape[0]
     ilia = [b for b in bones if b.kind == "ilium"]
     ribs = [b for b in bones if b.kind == "rib"]
+    rib_z = min((b.head_z for b in ribs), default=np.inf)
+
+    def thoracic(kw: int) -> str:
+        """Why working slice ``kw`` cannot be pelvic ('' when it can)."""
+        if lung[kw]:
+            return "lung in that slice"
+        if float(g.z_mm[kw]) >= rib_z:
+            return "at or above a rib"
+        return ""
+
+    no_pelvis = "no pelvis in the scan"
     # --- iliac crest: top of the ilium ---------------------------------------------------
     if ilia:
         top = max(b.k_hi for b in ilia)
+        why = thoracic(top)
         if top >= nk - 1:
             out["iliac_crest_top"] = Level("iliac_crest_top", "missing", method="ilium top",
                                            reason="the ilium reaches the top of the scan")
+        elif why:
+            out["iliac_crest_top"] = Level("iliac_crest_top", "ambiguous", method="ilium top",
+                                           reason=f"the top of the 'ilium' is in the thorax "
+                                           f"({why})")
         else:
             k = _last_orig(g, top, n)
             out["iliac_crest_top"] = Level(
                 "iliac_crest_top", "found", k, float(zs[k]), "highest slice of the ilium "
                 "(3-D bone component joined to the sacrum at the sacroiliac joint)", 0.85)
     else:
-        rib_z = min((b.head_z for b in ribs), default=np.inf)
         cands = [b for b in bones if b.kind == "bottom_lateral" and b.k_hi < nk - 1
-                 and g.z_mm[b.k_hi] < rib_z]
+                 and not thoracic(b.k_hi) and b.volume_cm3 >= BOTTOM_ILIUM_MIN_CM3]
         if cands:
             top = max(b.k_hi for b in cands)
             k = _last_orig(g, top, n)
@@ -390,11 +510,19 @@ def _pelvic_levels(
                 candidates=(k,))
         else:
             out["iliac_crest_top"] = Level("iliac_crest_top", "missing", method="ilium top",
-                                           reason="no iliac bone in the scan")
-    # --- sacroiliac joints: lowest slice of sacrum-ilium contact -----------------------------
-    contact = sorted({k for b in ilia for k in b.contact_k})
+                                           reason=no_pelvis)
+    # --- sacroiliac joints: lowest slice of sacrum-ilium contact on both sides ------------
+    by_side = {sd: {k for b in ilia if b.side == sd for k in b.contact_k} for sd in (-1, 1)}
+    contact = sorted(by_side[-1] | by_side[1])
     sij_k: int | None = None
-    if contact:
+    name = "sij_lower"
+    method = "sacroiliac contact"
+    if not ilia:
+        out[name] = Level(name, "missing", method=method, reason=no_pelvis)
+    elif not contact:
+        out[name] = Level(name, "missing", method=method,
+                          reason="no sacroiliac joint in the scan")
+    else:
         run = [contact[-1]]
         max_gap = max(2, round(25.0 / g.sz))
         for k in reversed(contact[:-1]):
@@ -403,21 +531,46 @@ def _pelvic_levels(
             else:
                 break
         low = run[-1]
+        sides = {sd for sd in (-1, 1) if by_side[sd] & set(run)}
+        l5 = vertebrae.get("L5")
+        k = _first_orig(g, low)
         if low <= 0:
-            out["sij_lower"] = Level("sij_lower", "missing", method="sacroiliac contact",
-                                     reason="the sacroiliac joints continue below the scan")
+            out[name] = Level(name, "missing", method=method,
+                              reason="the sacroiliac joints continue below the scan")
+        elif len(sides) < 2:
+            out[name] = Level(name, "ambiguous", method=method, candidates=(k,),
+                              reason="sacrum-ilium contact on one side only")
+        elif thoracic(low):
+            out[name] = Level(name, "ambiguous", method=method, candidates=(k,),
+                              reason=f"the contact lies in the thorax ({thoracic(low)})")
+        elif l5 is not None and l5.found and l5.z_mm is not None and zs[k] >= l5.z_mm:
+            out[name] = Level(name, "ambiguous", method=method, candidates=(k,),
+                              reason="the contact is not below L5")
         else:
             sij_k = low
-            k = _first_orig(g, low)
-            out["sij_lower"] = Level(
-                "sij_lower", "found", k, float(zs[k]), "lowest slice where the sacrum and an "
-                "ilium form one bone piece (sacroiliac joint)", 0.8)
-    else:
-        out["sij_lower"] = Level("sij_lower", "missing", method="sacroiliac contact",
-                                 reason="no sacroiliac joint in the scan")
+            out[name] = Level(
+                name, "found", k, float(zs[k]), "lowest slice where the sacrum and an "
+                "ilium form one bone piece (sacroiliac joint), on both sides", 0.8)
     # --- femoral heads --------------------------------------------------------------------
-    out["femoral_head_top"], w = _femoral_head_top(ct, g, t, sij_k, bool(ilia))
-    warnings += w
+    sij = out[name]
+    fname = "femoral_head_top"
+    if sij.status == "missing" and sij.reason.startswith("the sacroiliac joints continue"):
+        out[fname] = Level(fname, "missing", method="femur component",
+                           reason="below the scan (the sacroiliac joints, which lie above the "
+                           "femoral heads, continue below the scan)")
+    elif sij.status == "ambiguous":
+        out[fname] = Level(fname, "ambiguous", method="femur component",
+                           reason="the sacroiliac joints above the femoral heads are not "
+                           "identified: " + sij.reason)
+    else:
+        fh, w = _femoral_head_top(ct, g, t, sij_k, bool(ilia))
+        warnings += w
+        if fh.found and fh.slice_index is not None:
+            kw = min(nk - 1, fh.slice_index // g.fz)
+            if thoracic(kw):
+                fh = Level(fname, "ambiguous", method=fh.method, candidates=(fh.slice_index,),
+                           reason=f"the 'femoral head' lies in the thorax ({thoracic(kw)})")
+        out[fname] = fh
     return out, warnings
 
 
@@ -495,6 +648,10 @@ def _femoral_head_top(
                  "median over HU thresholds 300-500", conf), warnings
 
 
+def _round_or_none(v: float | None) -> float | None:
+    return None if v is None else round(v, 1)
+
+
 def find_levels(ct: CTVolume, overrides: Iterable[LevelOverride] = ()) -> LevelMap:
     """Locate T12-S1, the L4/L5 disc and pelvic landmarks in ``ct``; apply manual overrides."""
     g = work_grid(ct)
@@ -506,16 +663,14 @@ def find_levels(ct: CTVolume, overrides: Iterable[LevelOverride] = ()) -> LevelM
                            reason="no vertebral column found in the scan") for n in LEVEL_NAMES}
     else:
         p = arc_profile(g, t)
-        found_discs = find_discs(p)
+        discs = [d.s for d in find_discs(p)]
         bones = lateral_bones(g, t)
-        found_discs = _drop_sacral_remnants(found_discs, bones, p, g)
-        discs = [d.s for d in found_discs]
-        segs = _segments(g, p, discs)
-        _classify(segs, bones, g, p)
+        lung = lung_slices(g, t)
+        segs = _classify(_segments(g, p, discs), bones, g, p, lung)
         cnt = _count(segs)
         warnings += cnt.warnings
-        levels = _vertebra_levels(ct, segs, cnt, discs, p)
-        pel, w = _pelvic_levels(ct, g, t, bones, segs)
+        levels = _vertebra_levels(ct, segs, cnt, p)
+        pel, w = _pelvic_levels(ct, g, t, bones, lung, levels)
         warnings += w
         levels.update(pel)
         ks = np.arange(t.k0, t.k1 + 1)
@@ -531,8 +686,19 @@ def find_levels(ct: CTVolume, overrides: Iterable[LevelOverride] = ()) -> LevelM
             "discs_z_mm": [round(_z_at(p, d), 2) for d in discs],
             "segments": [
                 {"z_lo": round(sg.z_lo, 1), "z_hi": round(sg.z_hi, 1), "rib": sg.rib,
-                 "sacral": sg.sacral, "complete": sg.complete} for sg in segs
+                 "rib_sides": sorted(sg.rib_sides), "sacral": sg.sacral,
+                 "sacral_anchor": sg.sacral_anchor, "complete": sg.complete,
+                 "mid_z": None if sg.mid_z is None else round(sg.mid_z, 1),
+                 "names": sorted({n for n in POSITION for o in cnt.offsets
+                                  if POSITION[n] == o + i}, key=POSITION.__getitem__)}
+                for i, sg in enumerate(segs)
             ],
+            "count_method": cnt.method.value,
+            "anchors": {
+                name: {"segment": i, "z_mm": _round_or_none(segs[i].mid_z)}
+                for name, i in cnt.anchors.items() if 0 <= i < len(segs)
+            },
+            "rib_heads_z_mm": sorted(round(b.head_z, 1) for b in bones if b.kind == "rib"),
         }
     levels = {n: levels[n] for n in LEVEL_NAMES if n in levels}
     for n in PELVIC_LEVELS:

@@ -104,8 +104,99 @@ def _body_midline(hu: F32) -> F64:
     return np.asarray(ndi.median_filter(xm, size=5, mode="nearest"), np.float64)
 
 
+#: Spinal canal: the dark vertebral foramen, enclosed by bone in front (body), behind
+#: (lamina / spinous process) and on at least one side (pedicle / facet).
+CANAL_ANTERIOR_MM = (6.0, 20.0)
+CANAL_POSTERIOR_MM = (6.0, 26.0)
+CANAL_LATERAL_MM = (6.0, 16.0)
+#: A canal candidate needs its bony ring this much brighter (HU, 5 mm smoothed) than itself.
+CANAL_MIN_SCORE_HU = 40.0
+#: Soft tissue brighter than this (HU, 5 mm smoothed) is not the canal.
+CANAL_MAX_HU = 150.0
+#: Candidates further than this from the body's left-right midline are not the column.
+MIDLINE_MAX_MM = 35.0
+#: Anteroposterior depth of a vertebral body used when its front cannot be measured.
+BODY_DEPTH_MM = (18.0, 50.0)
+#: The body centre's distance in front of the canal changes slowly: median over this (mm).
+OFFSET_SMOOTH_MM = 45.0
+
+
+def _onesided_max(a: F32, axis: int, d0: float, d1: float, sp: float, sign: int) -> F32:
+    """Maximum of ``a`` over offsets ``d0..d1`` mm in direction ``sign`` along ``axis``."""
+    n0, n1 = max(1, round(d0 / sp)), max(1, round(d1 / sp))
+    size = n1 - n0 + 1
+    m = ndi.maximum_filter1d(a, size, axis=axis, mode="nearest")
+    centre = n0 + (size - 1) // 2
+    out = np.roll(m, -sign * centre, axis=axis)
+    # wrapped-around rows see nothing
+    idx = [slice(None)] * a.ndim
+    idx[axis] = slice(None, centre) if sign < 0 else slice(a.shape[axis] - centre, None)
+    out[tuple(idx)] = -1000.0
+    return np.asarray(out, np.float32)
+
+
+def canal_score(g: WorkGrid, i0: int = 0, i1: int | None = None) -> tuple[F32, F32]:
+    """Enclosure score of the spinal canal on columns ``i0:i1`` and the 5 mm smoothed HU.
+
+    ``score = min(bone in front, bone behind, bone on the brighter side) - own HU``: the
+    vertebral foramen is the one dark hole of the trunk ringed by bone, at every vertebra
+    from the thorax to the sacrum and at any pixel size that resolves a 12 mm canal.
+    """
+    sub = g.hu[:, :, i0:i1]
+    sm = np.asarray(
+        ndi.uniform_filter(np.clip(sub, -100.0, 600.0), (1, _odd(5.0 / g.sy), _odd(5.0 / g.sx))),
+        np.float32,
+    )
+    a = _onesided_max(sm, 1, *CANAL_ANTERIOR_MM, g.sy, -1)
+    p = _onesided_max(sm, 1, *CANAL_POSTERIOR_MM, g.sy, +1)
+    left = _onesided_max(sm, 2, *CANAL_LATERAL_MM, g.sx, -1)
+    right = _onesided_max(sm, 2, *CANAL_LATERAL_MM, g.sx, +1)
+    score = np.minimum.reduce([a, p, np.maximum(left, right)]) - sm
+    score[sm > CANAL_MAX_HU] = 0.0
+    return np.asarray(score, np.float32), sm
+
+
+def _body_centre_from_canal(
+    prof: F64, j_canal: int, sy: float
+) -> tuple[float, float] | None:
+    """Row of the vertebral body's centre and its AP depth (mm) from a profile along j.
+
+    Walk forward (towards anterior, lower j) from the canal: the posterior wall is where the
+    profile first rises half-way from the canal to the brightest bone within 20 mm in front;
+    the front is where it stays below that level for more than 5 mm.
+    """
+    lo = max(0, j_canal - round(20.0 / sy))
+    ahead = prof[lo:j_canal]
+    if len(ahead) < 2:
+        return None
+    base = float(prof[j_canal])
+    peak = float(ahead.max())
+    if peak - base < 30.0:
+        return None
+    thr = base + 0.5 * (peak - base)
+    wall = None
+    for j in range(j_canal - 1, lo - 1, -1):
+        if prof[j] >= thr:
+            wall = j
+            break
+    if wall is None:
+        return None
+    front, miss = wall, 0
+    stop = max(0, wall - round(BODY_DEPTH_MM[1] / sy))
+    for j in range(wall - 1, stop - 1, -1):
+        if prof[j] >= thr:
+            front, miss = j, 0
+        else:
+            miss += 1
+            if miss * sy > 5.0:
+                break
+    depth = float(np.clip((wall - front + 1) * sy, *BODY_DEPTH_MM))
+    return wall + 0.5 - 0.5 * depth / sy, depth
+
+
 def track_spine(g: WorkGrid) -> SpineTrack | None:
-    """Find the vertebral body centre on every slice where the column is present."""
+    """Follow the spinal canal through the scan and place the vertebral-body centre in front
+    of it on every slice where the column is present."""
     hu = g.hu
     nk, nj, ni = hu.shape
     if nk < 2:
@@ -114,26 +205,8 @@ def track_spine(g: WorkGrid) -> SpineTrack | None:
     xm = float(np.median(xmid))
     half = round(70.0 / g.sx)
     i0, i1 = max(0, int(xm) - half), min(ni, int(xm) + half + 1)
-    c = np.clip(hu[:, :, i0:i1], 0.0, 500.0)
-
-    def box(mx: float, my: float) -> tuple[int, int, int]:
-        return (1, _odd(2 * my / g.sy), _odd(2 * mx / g.sx))
-
-    body = ndi.uniform_filter(c, box(14, 8))
-    canal = ndi.uniform_filter(c, box(5, 5))
-    post = ndi.uniform_filter(c, box(5, 4))
-
-    def shifted(a: F32, mm: float, fill: float) -> F32:
-        sh = round(mm / g.sy)
-        out = np.full_like(a, fill)
-        if sh < a.shape[1]:
-            out[:, : a.shape[1] - sh, :] = a[:, sh:, :]
-        return out
-
-    cmin = np.minimum.reduce([shifted(canal, d, 500.0) for d in (14, 18, 22, 26)])
-    pmax = np.maximum.reduce([shifted(post, d, 0.0) for d in (27, 33, 39, 45)])
-    score = body - cmin + 0.5 * pmax
-    peaks = score == ndi.maximum_filter(score, size=(1, 5, 5))
+    score, sm = canal_score(g, i0, i1)
+    peaks = score == ndi.maximum_filter(score, size=(1, 3, 3))
 
     # candidates per slice: local maxima near the body midline, with soft tissue 30 mm
     # behind them (the back muscles; rejects the patient table, which has air behind it)
@@ -141,9 +214,9 @@ def track_spine(g: WorkGrid) -> SpineTrack | None:
     behind = round(30.0 / g.sy)
     cands: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F64]] = []
     for k in range(nk):
-        jj, ii = np.nonzero(peaks[k] & (score[k] > 60.0))
-        ok = np.abs(ii + i0 - xmid[k]) * g.sx < 35.0
-        ok &= tissue[k, np.minimum(jj + behind, nj - 1), ii] & (jj + behind < nj)
+        jj, ii = np.nonzero(peaks[k] & (score[k] > CANAL_MIN_SCORE_HU))
+        ok = np.abs(ii + i0 - xmid[k]) * g.sx < MIDLINE_MAX_MM
+        ok &= (jj + behind < nj) & tissue[k, np.minimum(jj + behind, nj - 1), ii]
         jj, ii = jj[ok], ii[ok]
         sc = score[k, jj, ii].astype(np.float64)
         order = np.argsort(-sc)[:6]
@@ -192,7 +265,6 @@ def track_spine(g: WorkGrid) -> SpineTrack | None:
     if ks[-1] - ks[0] + 1 < 3:
         return None
 
-    # re-centre on the vertebral body using the sagittal profile through the path
     med = _odd(15.0 / g.sz)
     sig = max(0.7, 4.0 / g.sz)
     pxs = ndi.gaussian_filter1d(ndi.median_filter(px, med, mode="nearest"), sig)
@@ -204,7 +276,7 @@ def track_spine(g: WorkGrid) -> SpineTrack | None:
     for n, k in enumerate(ks):
         i = round(pxs[n])
         j = round(pys[n])
-        j0, j1 = max(0, j - int(12 / g.sy)), min(nj, j + int(40 / g.sy) + 1)
+        j0, j1 = max(0, j - int(45 / g.sy)), min(nj, j + int(25 / g.sy) + 1)
         strip = np.clip(hu[k, j0:j1, :], 0.0, 400.0)
         xa, xb = max(half_w, i - search), min(ni - half_w - 1, i + search)
         if xb < xa:
@@ -217,47 +289,28 @@ def track_spine(g: WorkGrid) -> SpineTrack | None:
         xr[n] = float(xs_[int(np.argmin(d))])
     xs = ndi.gaussian_filter1d(ndi.median_filter(xr, _odd(21.0 / g.sz), mode="nearest"), sig)
     pxs = np.where(np.abs(xs - pxs) * g.sx < 25.0, xs, pxs)
-    cen = np.empty(len(ks))
+    # the vertebral body lies in front of the canal: measure its wall and depth per slice
+    cen = np.full(len(ks), np.nan)
     hw = max(1, round(8.0 / g.sx))
     for n, k in enumerate(ks):
-        i = round(pxs[n])
-        j = round(pys[n])
-        prof = np.clip(hu[k, :, max(0, i - hw) : i + hw + 1], 0.0, 400.0).mean(axis=1)
-        prof = ndi.gaussian_filter1d(prof, max(0.5, 1.5 / g.sy))
-        dg = np.gradient(prof)
-        lo, hi = max(0, j - int(10 / g.sy)), min(nj, j + int(30 / g.sy) + 1)
-        wall = int(j)
-        if hi > lo + 2:
-            seg = dg[lo:hi]
-            mins = [
-                a for a in range(1, len(seg) - 1) if seg[a] <= seg[a - 1] and seg[a] <= seg[a + 1]
-            ]
-            strongest = float(seg.min())
-            n10 = max(2, round(10.0 / g.sy))
-            big = [
-                a for a in mins
-                if strongest < 0 and seg[a] <= 0.3 * strongest
-                and float(prof[lo + a + 1 : lo + a + 1 + n10].min(initial=1e9)) < 45.0
-                and float(prof[max(0, lo + a - n10) : lo + a + 1].mean()) >= 70.0
-            ]
-            wall = lo + (big[0] if big else int(np.argmin(seg)))
-        # walk anteriorly from the posterior wall through the body (or disc) to its front
-        ref = prof[max(0, wall - int(12 / g.sy)) : max(1, wall)]
-        thr = max(50.0, 0.45 * float(np.median(ref))) if len(ref) else 50.0
-        front, miss = wall - 1, 0
-        stop = max(0, wall - int(50 / g.sy))
-        walk = wall - 1
-        while walk > stop:
-            if prof[walk] >= thr:
-                front, miss = walk, 0
-            else:
-                miss += 1
-                if miss * g.sy > 5.0:
-                    break
-            walk -= 1
-        depth = float(np.clip((wall - front) * g.sy, 20.0, 45.0))
-        cen[n] = wall - 0.5 * depth / g.sy
-    yc = ndi.gaussian_filter1d(ndi.median_filter(cen, _odd(21.0 / g.sz), mode="nearest"), sig)
+        i = round(pxs[n]) - i0
+        jc = round(py[n])
+        prof = sm[k, :, max(0, i - hw) : i + hw + 1].mean(axis=1).astype(np.float64)
+        # the canal's darkest row near the tracked point
+        lo, hi = max(0, jc - 2), min(nj, jc + 3)
+        jc = lo + int(np.argmin(prof[lo:hi]))
+        res = _body_centre_from_canal(prof, jc, g.sy)
+        if res is not None:
+            cen[n] = res[0]
+    good = np.isfinite(cen)
+    if good.sum() < 3:
+        return None
+    # slices without a measurable body (disc spaces, sacrum tip) take the offset of their
+    # neighbours: the body stays at a smooth distance in front of the canal
+    off = np.interp(np.arange(len(ks)), np.nonzero(good)[0], (cen - py)[good])
+    off = ndi.median_filter(off, _odd(OFFSET_SMOOTH_MM / g.sz), mode="nearest")
+    off = ndi.gaussian_filter1d(off, max(1.0, 8.0 / g.sz))
+    yc = ndi.gaussian_filter1d(pys + off, sig)
     return SpineTrack(int(ks[0]), int(ks[-1]), pxs.astype(np.float64), yc.astype(np.float64),
                       ps.astype(np.float64))
 
@@ -317,31 +370,90 @@ class Disc:
     strength: float  # disc score (HU)
 
 
+#: Disc-to-disc spacing along the column (mm): below this no adult vertebra, above it a
+#: missed disc.
+DISC_SPACING_MM = (15.0, 60.0)
+#: Penalty (HU of disc score) per unit of |log(spacing ratio)| between consecutive vertebrae:
+#: vertebral heights change slowly along the column (thoracic ~22 mm to lumbar ~38 mm).
+SPACING_CHANGE_PENALTY = 150.0
+#: Cost of one disc, as a fraction of the mean score of the two strongest candidates: a
+#: dip this much weaker than the real discs is not worth a disc.
+DISC_COST_FRACTION = 0.5
+#: A weaker disc is added to that chain only this far (fraction of the local disc spacing)
+#: from every accepted disc.
+MIN_SPACING_FRACTION = 0.65
+
+
 def find_discs(p: ArcProfile, step: float = 1.0, min_height: float = 30.0) -> list[Disc]:
-    """Intervertebral discs along the arc, bottom to top (see module docstring)."""
+    """Intervertebral discs along the arc, bottom to top.
+
+    Candidates are the local maxima of the disc score; the discs are the chain of candidates
+    that maximises the summed score minus a cost per disc and a penalty on changes of the
+    spacing between consecutive discs (dynamic programming over the last two discs). A
+    mid-body dip (basivertebral vein, osteoporotic centre) splits a vertebra into two short
+    pieces and so costs more than it adds; a missed disc doubles a spacing.
+    """
     if len(p.s) < 5:
         return []
-    pk, props = find_peaks(p.gap, height=min_height * 0.8, distance=max(1, int(12 / step)))
+    pk, props = find_peaks(p.gap, height=min_height * 0.8, distance=max(1, int(8 / step)))
     h = props["peak_heights"].astype(np.float64)
     if len(pk) == 0:
         return []
-    order = np.argsort(-h)[:4]
-    strong = np.sort(pk[order[h[order] >= 40.0]])
-    gaps = np.diff(p.s[strong]) if len(strong) > 1 else np.array([])
-    gaps = gaps[gaps < 50.0]
-    spacing = float(np.median(gaps)) if len(gaps) else 34.0
-    gmin = max(20.0, 0.6 * spacing)
     top3 = float(np.median(np.sort(h)[-3:]))
-    floor = max(min_height, 0.35 * top3)
-    accepted: list[int] = []
-    for n in np.argsort(-h):
-        if h[n] < floor:
-            continue
-        pos = p.s[pk[n]]
-        if all(abs(pos - p.s[pk[m]]) >= gmin for m in accepted):
-            accepted.append(int(n))
-    accepted.sort(key=lambda n: p.s[pk[n]])
-    return [Disc(float(p.s[pk[n]]), float(h[n])) for n in accepted]
+    keep = h >= max(min_height * 0.8, 0.25 * top3)
+    pk, h = pk[keep], h[keep]
+    pos = p.s[pk]
+    n = len(pk)
+    cost = DISC_COST_FRACTION * float(np.mean(np.sort(h)[-2:]))
+    gain = h - cost
+    d_lo, d_hi = DISC_SPACING_MM
+    neg = -1e18
+    # best[j, i]: best chain ending with discs i < j (i = j: chain of one disc)
+    best = np.full((n, n), neg)
+    prev = np.full((n, n), -1, np.int64)
+    for j in range(n):
+        best[j, j] = gain[j]
+        for i in range(j):
+            d = pos[j] - pos[i]
+            if not d_lo <= d <= d_hi:
+                continue
+            cand = best[i, i] + gain[j]
+            arg = -1
+            for q in range(i):
+                if best[i, q] <= neg / 2:
+                    continue
+                d0 = pos[i] - pos[q]
+                v = best[i, q] + gain[j] - SPACING_CHANGE_PENALTY * abs(np.log(d / d0))
+                if v > cand:
+                    cand, arg = v, q
+            best[j, i] = cand
+            prev[j, i] = arg
+    j, i = np.unravel_index(int(np.argmax(best)), best.shape)
+    if best[j, i] <= 0:
+        return []
+    chain = [int(j)]
+    if i != j:
+        chain.append(int(i))
+        q = int(prev[j, i])
+        while q >= 0:
+            chain.append(q)
+            j, i = i, q
+            q = int(prev[j, i])
+    # extend the core chain with weaker discs (thoracic discs at thick slices) where they
+    # keep the local spacing: at least 0.65 x the spacing of the nearest accepted discs
+    accepted = sorted(set(chain))
+    if len(accepted) >= 2:
+        for c in np.argsort(-h):
+            c = int(c)
+            if c in accepted:
+                continue
+            acc_pos = pos[accepted]
+            gaps = np.diff(acc_pos)
+            mids = 0.5 * (acc_pos[1:] + acc_pos[:-1])
+            local = float(np.median(gaps[np.argsort(np.abs(mids - pos[c]))[:3]]))
+            if float(np.abs(acc_pos - pos[c]).min()) >= MIN_SPACING_FRACTION * local:
+                accepted = sorted([*accepted, c])
+    return [Disc(float(pos[c]), float(h[c])) for c in accepted]
 
 
 @dataclass
@@ -524,3 +636,49 @@ def body_z_extent(
     lo_k, hi_k = np.percentile(zk, [2.0, 98.0])
     zs = np.interp([lo_k, hi_k], np.arange(len(g.z_mm)), g.z_mm)
     return float(zs[0]), float(zs[1])
+
+
+#: Air inside the body (HU) and the size of an air component that can be lung (cm^3).
+AIR_HU = -500.0
+LUNG_MIN_CM3 = 150.0
+#: Where lung lies in the lower thorax: beside the vertebral body (mm from the axis, and
+#: antero-posteriorly from the body centre).
+PARAVERTEBRAL_LATERAL_MM = (15.0, 60.0)
+PARAVERTEBRAL_AP_MM = (-25.0, 25.0)
+
+
+def lung_slices(g: WorkGrid, t: SpineTrack) -> npt.NDArray[np.bool_]:
+    """Working slices with lung: a large air space inside the body lying right beside the
+    vertebral body (bowel gas lies in front of the psoas, not against the column)."""
+    hu = g.hu
+    nk, nj, ni = hu.shape
+    air = hu < AIR_HU
+    lb, n = ndi.label(air)
+    if n == 0:
+        return np.zeros(nk, bool)
+    vox = g.sx * g.sy * g.sz / 1000.0
+    sizes = np.bincount(lb.ravel())
+    # air touching the in-plane border is outside the patient
+    border = np.unique(np.concatenate([lb[:, 0].ravel(), lb[:, -1].ravel(),
+                                       lb[:, :, 0].ravel(), lb[:, :, -1].ravel()]))
+    big = sizes * vox >= LUNG_MIN_CM3
+    big[0] = False
+    big[border] = False
+    kk = np.arange(nk, dtype=np.float64)
+    ks = np.arange(t.k0, t.k1 + 1, dtype=np.float64)
+    xc = np.interp(kk, ks, t.x)
+    yc = np.interp(kk, ks, t.y)
+    out = np.zeros(nk, bool)
+    lat_lo, lat_hi = PARAVERTEBRAL_LATERAL_MM
+    ap_lo, ap_hi = PARAVERTEBRAL_AP_MM
+    for k in range(t.k0, t.k1 + 1):
+        j0 = max(0, int((yc[k] * g.sy + ap_lo) / g.sy))
+        j1 = min(nj, int((yc[k] * g.sy + ap_hi) / g.sy) + 1)
+        ii = np.arange(ni)
+        al = np.abs(ii - xc[k]) * g.sx
+        cols = (al >= lat_lo) & (al <= lat_hi)
+        strip = lb[k, j0:j1][:, cols]
+        if strip.size and big[strip].mean() >= 0.05:
+            out[k] = True
+    return out
+
