@@ -428,7 +428,8 @@ def find_discs(p: ArcProfile, step: float = 1.0, min_height: float = 30.0) -> li
                     cand, arg = v, q
             best[j, i] = cand
             prev[j, i] = arg
-    j, i = np.unravel_index(int(np.argmax(best)), best.shape)
+    jj_, ii_ = np.unravel_index(int(np.argmax(best)), best.shape)
+    j, i = int(jj_), int(ii_)
     if best[j, i] <= 0:
         return []
     chain = [int(j)]
