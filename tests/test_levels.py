@@ -77,14 +77,9 @@ def full(ct: CTVolume) -> LevelMap:
 
 def crop(ct: CTVolume, k0: int, k1: int) -> CTVolume:
     """Slices k0..k1 (inclusive) as a new CTVolume: voxels sliced, origin shifted."""
-    g = ct.geometry
-    geo = Geometry(
-        (g.size_voxels[0], g.size_voxels[1], k1 - k0 + 1),
-        g.spacing_mm,
-        g.index_to_world([0.0, 0.0, float(k0)]),
-        g.direction,
-    )
-    return CTVolume(np.ascontiguousarray(ct.voxels[k0 : k1 + 1]), geo, ct.source)
+    out = ct.slab(k0, k1)
+    assert out.z_mm()[0] == pytest.approx(ct.z_mm()[k0]) and out.n_slices == k1 - k0 + 1
+    return out
 
 
 def z_of(ct: CTVolume, k: float) -> float:
@@ -104,6 +99,13 @@ def test_full_scan_vertebra_mid_body(
     full: LevelMap, ct: CTVolume, refs: dict[str, float], name: str
 ) -> None:
     lv = full[name]
+    if name == "T12":
+        # T12's body reaches the top slice of the sample (README: body k 102-111 of 0-111):
+        # it may be cut, so rcsa names it but will not place it; the estimate is still close
+        assert lv.status == "ambiguous" and "cut by the scan edge" in lv.reason
+        assert len(lv.candidates) == 1
+        assert abs(z_of(ct, lv.candidates[0]) - z_of(ct, refs[name])) <= TOL_MM
+        return
     assert lv.status == "found", lv.reason
     assert lv.slice_index is not None and lv.z_mm is not None
     assert lv.z_mm == pytest.approx(ct.slice_z_mm(lv.slice_index))
@@ -133,8 +135,8 @@ def test_full_scan_pelvic_levels(full: LevelMap, refs: dict[str, float], name: s
 
 
 def test_full_scan_order_and_warnings(full: LevelMap) -> None:
-    ks = [full[n].slice_index for n in VERTEBRAE]
-    assert ks == sorted(ks, reverse=True)  # T12 highest ... S1 lowest
+    ks = [full[n].slice_index for n in VERTEBRAE if full[n].found]
+    assert len(ks) >= 6 and ks == sorted(ks, reverse=True)  # T12 highest ... S1 lowest
     assert full["femoral_head_top"].slice_index < full["sij_lower"].slice_index  # type: ignore[operator]
     assert not any("transitional" in w for w in full.warnings)
 
@@ -177,12 +179,16 @@ def test_crops_never_wrongly_named(ct: CTVolume, refs: dict[str, float], case: s
 def test_crop_expectations(ct: CTVolume, refs: dict[str, float]) -> None:
     # pelvis removed: counted from the last rib-bearing vertebra
     lm = find_levels(crop(ct, *CROPS["pelvis_removed"](refs)))
-    assert all(lm[n].status == "found" for n in ("T12", "L1", "L2", "L3"))
+    assert all(lm[n].status == "found" for n in ("L1", "L2", "L3"))
+    assert lm["T12"].status == "ambiguous"  # named, but its body reaches the scan top
     assert all(lm[n].status == "missing" for n in ("L5", "S1", "sij_lower", "femoral_head_top"))
     assert "last rib" in lm["L3"].method
     # top removed: counted from the sacrum
     lm = find_levels(crop(ct, *CROPS["top_removed"](refs)))
-    assert all(lm[n].status == "found" for n in ("L3", "L4", "L5", "S1"))
+    assert all(lm[n].status == "found" for n in ("L4", "L5", "S1"))
+    # L3's body ends at the crop's top slice (README: body k 69-79, crop k 0-79): named but
+    # not placed, since it may be cut
+    assert lm["L3"].status == "ambiguous" and "cut by the scan edge" in lm["L3"].reason
     assert all(lm[n].status == "missing" for n in ("T12", "L1", "L2"))
     assert "sacrum" in lm["L3"].method
     # L2-L4 only: no anchor -> no vertebra found; S1 known to be outside (no ilium contact),

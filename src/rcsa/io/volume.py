@@ -329,6 +329,21 @@ class CTVolume(_GriddedVolume):
         """The voxels as float32 HU (a copy when stored as int16)."""
         return self.voxels.astype(np.float32, copy=False)
 
+    def slab(self, k0: int, k1: int) -> CTVolume:
+        """Slices ``k0..k1`` (inclusive, canonical order) as a new volume on the same grid:
+        the origin moves to slice ``k0``, spacing and direction are unchanged."""
+        n = self.n_slices
+        if not 0 <= k0 <= k1 < n:
+            raise ValueError(f"slab {k0}..{k1} outside the volume's {n} slices")
+        g = self.geometry
+        geo = Geometry(
+            (g.size_voxels[0], g.size_voxels[1], k1 - k0 + 1),
+            g.spacing_mm,
+            g.index_to_world([0.0, 0.0, float(k0)]),
+            g.direction,
+        )
+        return replace(self, voxels=np.ascontiguousarray(self.voxels[k0 : k1 + 1]), geometry=geo)
+
     def with_warnings(self, *extra: str) -> CTVolume:
         src = replace(self.source, warnings=self.source.warnings + tuple(extra))
         return replace(self, source=src)

@@ -14,6 +14,7 @@ from scipy import ndimage as ndi
 from rcsa.io.volume import CTVolume
 from rcsa.levels.override import LevelOverride, apply_overrides
 from rcsa.levels.spine import (
+    DISC_SPACING_MM,
     ArcProfile,
     LateralBone,
     SpineTrack,
@@ -39,11 +40,21 @@ ILIUM_MIN_CM3 = 35.0
 #: The sacrum touches the ilia over at least this height (mm); a lumbar transverse process
 #: touching the ilium, or a crop through S1, gives a shorter contact.
 SACRUM_MIN_CONTACT_MM = 15.0
+#: A femur component cut by the scan bottom must be this tall (mm), about one femoral-head
+#: diameter, to hold the whole head.
+FEMUR_MIN_CUT_MM = 45.0
 #: Lateral bone rising from the scan bottom must be this large (cm^3) to be an iliac wing.
 BOTTOM_ILIUM_MIN_CM3 = 2.0
 #: A complete vertebra this much shorter / taller than its neighbours (ratio) points to an
 #: extra / a missed disc: the levels counted across it are ambiguous.
 ABNORMAL_HEIGHT_RATIO = (0.55, 1.6)
+#: A vertebra at the scan edge is named at a slice only when its body ends this many
+#: working slices inside the scan (else it may be cut and its middle off by more than a
+#: slice: ambiguous).
+EDGE_MARGIN_SLICES = 1
+#: Even at the ~40 degree lumbosacral inclination a vertebra (body + disc) spans this much
+#: of the patient's z axis (mm).
+MIN_VERTICAL_HEIGHT_MM = 15.0
 
 
 @dataclass
@@ -64,6 +75,8 @@ class Segment:
     sacral: bool = False
     sacral_anchor: bool = False
     mostly_visible: bool = False  # complete, or >= 75 % of the expected body height in view
+    disc_below: bool = False
+    uncertain_mid: bool = False  # mid-body estimated from a neighbour's height
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -100,10 +113,12 @@ def _segments(g: WorkGrid, p: ArcProfile, discs: list[float]) -> list[Segment]:
         segs.pop(0)
         if segs:
             segs[0].closed_lo = False
+            segs[0].disc_below = True  # a disc just above the scan bottom: what lies under it?
     while segs and not segs[-1].closed_hi and segs[-1].length < 6.0:
         segs.pop()
         if segs:
             segs[-1].closed_hi = False
+    z_bottom, z_top = float(g.z_mm[0]), float(g.z_mm[-1])
     complete = [s.length for s in segs if s.complete]
     typical = float(np.median(complete)) if complete else 34.0
     for n, seg in enumerate(segs):
@@ -118,10 +133,18 @@ def _segments(g: WorkGrid, p: ArcProfile, discs: list[float]) -> list[Segment]:
             segs[n - 1] if n > 0 else None
         )
         est = neighbour.length if neighbour is not None and neighbour.complete else typical
+        expected = 0.9 * est - 5.0  # body height without the disc
+        seg.uncertain_mid = True
         if seg.closed_hi and not seg.closed_lo:  # bottom piece: only its upper disc is seen
             mid_s = seg.s_hi - 0.5 * est
             if mid_s >= seg.s_lo:
                 seg.mid_z = _z_at(p, mid_s)
+            ext = body_z_extent(g, p, seg.s_lo - 50.0, seg.s_hi + 3.0)
+            if (ext is not None and ext[1] - ext[0] >= 0.75 * expected
+                    and ext[0] > z_bottom + EDGE_MARGIN_SLICES * g.sz):
+                # the whole body is seen (its lower end lies inside the scan)
+                seg.mid_z = 0.5 * (ext[0] + ext[1])
+                seg.uncertain_mid = False
             seg.endplate_z = _endplate(p, seg.s_hi)
         elif seg.closed_lo and not seg.closed_hi:  # top piece: only its lower disc is seen
             mid_s = seg.s_lo + 0.45 * est  # vertebrae shrink going up
@@ -130,9 +153,10 @@ def _segments(g: WorkGrid, p: ArcProfile, discs: list[float]) -> list[Segment]:
             # mostly visible body: use the middle of what is seen, as a reader would
             # (from 3 mm below the disc peak: the disc is located to +-3 mm at 3 mm slices)
             ext = body_z_extent(g, p, seg.s_lo - 3.0, seg.s_hi + 50.0)
-            expected = 0.9 * est - 5.0
             if ext is not None and ext[1] - ext[0] >= 0.75 * expected:
                 seg.mid_z = 0.5 * (ext[0] + ext[1])
+                # the body's middle is known only when its upper end lies inside the scan
+                seg.uncertain_mid = ext[1] >= z_top - EDGE_MARGIN_SLICES * g.sz
             top = seg.s_lo + est - 3.0
             seg.endplate_z = _z_at(p, top) if top <= seg.s_hi else None
     return segs
@@ -161,7 +185,8 @@ def _classify(
     for seg in segs:
         lo = -np.inf if not seg.closed_lo else seg.z_lo
         hi = np.inf if not seg.closed_hi else seg.z_hi
-        seg.rib_sides = {b.side for b in bones if b.kind == "rib" and lo <= b.head_z < hi}
+        seg.rib_sides = {b.side for b in bones
+                         if b.kind == "rib" and not b.cut_top and lo <= b.head_z < hi}
         seg.rib = bool(seg.rib_sides)
         contact = sorted({k for b in bones if b.kind == "ilium" for k in b.contact_k})
         zc = g.z_mm[np.asarray(contact, dtype=np.int64)] if contact else np.array([])
@@ -182,15 +207,35 @@ def _classify(
     segs = segs[top:]
     for sg in segs[1:]:
         sg.sacral_anchor = False
+    if top == 0 and not s1.disc_below and _disc_at_bottom(p, s1):
+        s1.disc_below = True
     s1.closed_lo = False
     if s1.closed_hi and s1.length >= 20.0:
         # S1: body below the L5/S1 disc, about 0.7 of L5's length
-        above = segs[1].length if len(segs) > 1 and segs[1].complete else 34.0
+        l5_seen = len(segs) > 1 and segs[1].complete
+        above = segs[1].length if l5_seen else 34.0
         s1.mid_z = _z_at(p, max(s1.s_lo, s1.s_hi - 0.35 * above))
         s1.estimated = True
+        s1.uncertain_mid = not l5_seen  # without L5's height the estimate is a guess
     else:
         s1.sacral_anchor = False  # a crop through the sacrum: not enough of S1 to anchor
     return segs
+
+
+def _disc_at_bottom(p: ArcProfile, seg: Segment) -> bool:
+    """A one-sided disc (a dark band under a dense endplate) in the lowest 12 mm of a piece
+    that the scan cuts below: the scan may end in the top of S1 under an L5/S1 disc, so that
+    the piece above is L5, not S1. Its strength is compared with the piece's upper disc."""
+    sel = np.nonzero((p.s >= seg.s_lo) & (p.s <= seg.s_lo + 12.0))[0]
+    if len(sel) == 0:
+        return False
+    ref = float(p.gap[int(np.argmin(np.abs(p.s - seg.s_hi)))])
+    best = 0.0
+    for a in sel:
+        above = p.hu[(p.s > p.s[a]) & (p.s <= p.s[a] + 9.0)]
+        if len(above):
+            best = max(best, float(above.max() - p.hu[a]))
+    return best >= 0.5 * ref
 
 
 class CountMethod(enum.Enum):
@@ -225,7 +270,8 @@ def _general_offsets(segs: list[Segment]) -> set[int]:
                 or (seg.sacral and pos > POSITION["L5"])
                 # S1 always meets the ilia: a mostly visible piece without contact is not S1
                 or (pos == 0 and seg.mostly_visible and not seg.sacral)
-                or (seg.rib and not POSITION["T12"] <= pos <= POSITION["T1"])
+                # ribs on both sides: thoracic (a rib on one side may be a lumbar rib)
+                or (len(seg.rib_sides) == 2 and not POSITION["T12"] <= pos <= POSITION["T1"])
                 # a vertebra seen whole, without a rib, below every rib: lumbar
                 or (i < lowest_rib and seg.complete and not seg.rib
                     and pos > POSITION["L1"])
@@ -260,6 +306,12 @@ def _rib_anchor(segs: list[Segment], lowest: bool) -> tuple[set[int], str] | Non
         notes.append(side_name)
     if not offs:
         return None
+    # a rib on either side beyond the claimed anchor (below the last / above the first)
+    # contradicts it: that vertebra may be the anchor with its partner rib unseen
+    any_rib = [i for i, sg in enumerate(segs) if sg.rib]
+    extreme = min(any_rib) if lowest else max(any_rib)
+    if (target - extreme) not in offs:
+        offs.add(target - extreme)
     why = "" if len(offs) == 1 else (
         "the last rib is on different vertebrae on the two sides" if lowest
         else "the first rib is on different vertebrae on the two sides")
@@ -282,8 +334,13 @@ def _count(segs: list[Segment]) -> _Count:
     reasons: list[str] = []
     anchors: dict[str, int] = {}
     if segs and segs[0].sacral_anchor:
-        sets["sacrum"] = {0}
+        # a disc just above the scan bottom under the candidate S1: the piece may be L5 with
+        # the top of S1 below it (L5 often touches the ilia at 3 mm); both counts are kept
+        sets["sacrum"] = {0, 1} if segs[0].disc_below else {0}
         anchors["sacrum"] = 0
+        if segs[0].disc_below:
+            reasons.append("the scan ends just below a disc under the sacrum candidate "
+                           "(S1, or L5 above a cut S1)")
     last = _rib_anchor(segs, lowest=True)
     if last is not None:
         sets["last rib"] = last[0]
@@ -304,19 +361,23 @@ def _count(segs: list[Segment]) -> _Count:
     raw = dict(sets)
     sets = {name: offs & general for name, offs in sets.items()}
     inter = set.intersection(*sets.values())
-    if len(sets) > 1 and inter and not reasons:
-        method = CountMethod.BOTH if {"sacrum", "last rib"} <= sets.keys() else (
-            CountMethod.SACRUM if "sacrum" in sets else CountMethod.LAST_RIB)
-        return _Count(inter, method, COUNT_CONFIDENCE[method], warnings, anchors=anchors)
-    if len(sets) == 1 and not reasons:
-        name, offs = next(iter(sets.items()))
+    if inter:
+        if {"sacrum", "last rib"} <= sets.keys():
+            method = CountMethod.BOTH
+        else:
+            method = (CountMethod.SACRUM if "sacrum" in sets else
+                      CountMethod.LAST_RIB if "last rib" in sets else CountMethod.FIRST_RIB)
+        # several offsets left (an anchor unsure between two vertebrae): the levels they
+        # name differently are ambiguous, with the anchor's reason
+        return _Count(inter, method, COUNT_CONFIDENCE[method], warnings, "; ".join(reasons),
+                      anchors)
+    if len(sets) == 1:
+        name = next(iter(sets))
         method = {"sacrum": CountMethod.SACRUM, "last rib": CountMethod.LAST_RIB,
                   "first rib": CountMethod.FIRST_RIB}[name]
-        if not offs:
-            return _Count(set(), method, 0.0, warnings, "the count from the " + name +
-                          " breaks an anatomical rule (a rib below T12 or contact with the "
-                          "ilium above L5)", anchors)
-        return _Count(offs, method, COUNT_CONFIDENCE[method], warnings, anchors=anchors)
+        return _Count(set(), method, 0.0, warnings, "the count from the " + name +
+                      " breaks an anatomical rule (a rib below T12 or contact with the "
+                      "ilium above L5)", anchors)
     # the anchors disagree (or one breaks a rule the other obeys): keep every count they
     # give, so that each level they name differently is ambiguous
     union = set.union(*raw.values())
@@ -347,6 +408,10 @@ def _abnormal(segs: list[Segment]) -> set[int]:
     out: set[int] = set()
     for i, s in enumerate(segs):
         if not s.complete:
+            continue
+        if (not DISC_SPACING_MM[0] <= s.length <= DISC_SPACING_MM[1]
+                or s.z_hi - s.z_lo < MIN_VERTICAL_HEIGHT_MM):
+            out.add(i)  # no adult vertebra is that short (or tall, with both discs seen)
             continue
         near = [t.length for j, t in enumerate(segs) if t.complete and j != i and abs(j - i) <= 2]
         if not near:
@@ -383,10 +448,25 @@ def _vertebra_levels(
             else:
                 results.add(("cut", i))
         kinds = {r[0] for r in results}
+        if len(results) == 1 and "seg" in kinds and cnt.method is CountMethod.UNANCHORED:
+            i = next(iter(results))[1]
+            out[name] = Level(name, "ambiguous", method=method, reason=cnt.reason,
+                              candidates=(_slice_of(ct, segs[i].mid_z),))  # type: ignore[arg-type]
+            continue
         if len(results) == 1 and "seg" in kinds:
             i = next(iter(results))[1]
             seg = segs[i]
             assert seg.mid_z is not None
+            if seg.uncertain_mid or (seg.sacral_anchor and 1 in abnormal):
+                why = ("the L5 above it has an abnormal height, which the S1 estimate uses"
+                       if not seg.uncertain_mid else "the body is cut by the scan edge")
+                out[name] = Level(
+                    name, "ambiguous", method=method,
+                    reason=f"named by the count, but {why}: its mid-body (estimated at "
+                    f"slice {_slice_of(ct, seg.mid_z)}) cannot be placed within one slice; "
+                    "set it by hand (--level)",
+                    candidates=(_slice_of(ct, seg.mid_z),))
+                continue
             # counted across a vertebra of abnormal height from every anchor: ambiguous
             if all(any(min(a, i) <= b <= max(a, i) for b in abnormal) for a in anchors):
                 out[name] = Level(
@@ -458,7 +538,7 @@ def _last_orig(g: WorkGrid, k: int, n: int) -> int:
 
 def _pelvic_levels(
     ct: CTVolume, g: WorkGrid, t: SpineTrack, bones: list[LateralBone],
-    lung: npt.NDArray[np.bool_], vertebrae: dict[str, Level],
+    lung: npt.NDArray[np.bool_], vertebrae: dict[str, Level], sacrum_seen: bool,
 ) -> tuple[dict[str, Level], list[str]]:
     """Iliac crest, lowest sacroiliac slice and femoral heads, each checked against the
     anatomical order: below the lowest rib, never in a slice with lung, the sacroiliac
@@ -540,6 +620,10 @@ def _pelvic_levels(
         elif len(sides) < 2:
             out[name] = Level(name, "ambiguous", method=method, candidates=(k,),
                               reason="sacrum-ilium contact on one side only")
+        elif not sacrum_seen:
+            out[name] = Level(name, "ambiguous", method=method, candidates=(k,),
+                              reason="bone contact beside the column, but no sacrum is "
+                              "identified on the column (below the sacroiliac joints?)")
         elif thoracic(low):
             out[name] = Level(name, "ambiguous", method=method, candidates=(k,),
                               reason=f"the contact lies in the thorax ({thoracic(low)})")
@@ -613,6 +697,8 @@ def _femoral_head_top(
             top = int(k3.max()) + sl[0].start
             if top >= kmax - 1:
                 continue  # merged with the pelvis above
+            if sl[0].start == 0 and (top + 1) * g.sz < FEMUR_MIN_CUT_MM:
+                continue  # cut by the scan bottom: may be a piece of the head or neck only
             side = 1 if cen > 0 else -1
             if float(hu[sl][m].max()) > 2000.0:
                 metal.add(side)
@@ -670,7 +756,8 @@ def find_levels(ct: CTVolume, overrides: Iterable[LevelOverride] = ()) -> LevelM
         cnt = _count(segs)
         warnings += cnt.warnings
         levels = _vertebra_levels(ct, segs, cnt, p)
-        pel, w = _pelvic_levels(ct, g, t, bones, lung, levels)
+        pel, w = _pelvic_levels(ct, g, t, bones, lung, levels,
+                                any(sg.sacral_anchor for sg in segs))
         warnings += w
         levels.update(pel)
         ks = np.arange(t.k0, t.k1 + 1)

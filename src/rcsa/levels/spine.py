@@ -359,7 +359,11 @@ def arc_profile(g: WorkGrid, t: SpineTrack, step: float = 1.0) -> ArcProfile:
     left = sw[:n].max(axis=1)  # max over [a - win, a)
     right = sw[win + 1 : win + 1 + n].max(axis=1)  # max over (a, a + win]
     gap = np.minimum(left, right) - prof
+    # a disc needs both endplates in view: none within one window of the column's ends
     gap[(left < -1e3) | (right < -1e3)] = 0.0
+    edge = win + round(6.0 / step)  # and a margin: a half-seen endplate shifts the peak
+    gap[:edge] = 0.0
+    gap[max(0, n - edge):] = 0.0
     zw = np.interp(z / g.sz, np.arange(len(g.z_mm)), g.z_mm)
     return ArcProfile(s, zw, z / g.sz, prof, np.maximum(gap, 0.0), x, y, z)
 
@@ -370,9 +374,9 @@ class Disc:
     strength: float  # disc score (HU)
 
 
-#: Disc-to-disc spacing along the column (mm): below this no adult vertebra, above it a
-#: missed disc.
-DISC_SPACING_MM = (15.0, 60.0)
+#: Disc-to-disc spacing along the column (mm): no adult thoracic or lumbar vertebra (body
+#: and disc, T1 about 20 mm, L3 about 38 mm) is shorter; above it a disc was missed.
+DISC_SPACING_MM = (18.0, 60.0)
 #: Penalty (HU of disc score) per unit of |log(spacing ratio)| between consecutive vertebrae:
 #: vertebral heights change slowly along the column (thoracic ~22 mm to lumbar ~38 mm).
 SPACING_CHANGE_PENALTY = 150.0
@@ -452,7 +456,8 @@ def find_discs(p: ArcProfile, step: float = 1.0, min_height: float = 30.0) -> li
             gaps = np.diff(acc_pos)
             mids = 0.5 * (acc_pos[1:] + acc_pos[:-1])
             local = float(np.median(gaps[np.argsort(np.abs(mids - pos[c]))[:3]]))
-            if float(np.abs(acc_pos - pos[c]).min()) >= MIN_SPACING_FRACTION * local:
+            gap_mm = float(np.abs(acc_pos - pos[c]).min())
+            if gap_mm >= max(d_lo, MIN_SPACING_FRACTION * local):
                 accepted = sorted([*accepted, c])
     return [Disc(float(pos[c]), float(h[c])) for c in accepted]
 
@@ -469,6 +474,9 @@ class LateralBone:
     contact_k: list[int] = field(default_factory=list)  # slices with bone <= 40 mm from axis
     volume_cm3: float = 0.0
     max_lateral_mm: float = 0.0
+    #: touches the top slice: the head of a lower rib is its highest point, so it may lie
+    #: above the scan and the medial end seen is not the head
+    cut_top: bool = False
 
 
 def lateral_bones(g: WorkGrid, t: SpineTrack) -> list[LateralBone]:
@@ -518,6 +526,7 @@ def lateral_bones(g: WorkGrid, t: SpineTrack) -> list[LateralBone]:
                 contact_k=[int(a) for a in near],
                 volume_cm3=float(len(k3) * vox),
                 max_lateral_mm=float(al.max()),
+                cut_top=int(k3.max()) >= nk - 1,
             )
         )
     return out
