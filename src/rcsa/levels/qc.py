@@ -32,6 +32,7 @@ WINDOW_HU = (-250.0, 1000.0)
 #: Height of each reformat in the image (pixels); width follows the physical aspect.
 PANEL_HEIGHT = 760
 _COLOURS = {"vertebra": (255, 230, 0), "disc": (0, 230, 230), "pelvic": (60, 230, 60),
+            "anchor": (255, 90, 255), "count": (150, 200, 255),
             "ambiguous": (165, 165, 165), "warning": (255, 80, 80), "text": (235, 235, 235)}
 
 
@@ -52,6 +53,34 @@ def _panel(img: npt.NDArray[np.float32], row_mm: float, slice_mm: float, height:
     nk, nx = g.shape
     width = max(1, round(height * (nx * row_mm) / (nk * slice_mm)))
     return Image.fromarray(g, "L").resize((width, height), Image.Resampling.BILINEAR), height / nk
+
+
+def _draw_count(draw: Any, ct: CTVolume, lm: LevelMap, x0: int, y_of: Any, font: Any) -> None:
+    """On the sagittal panel: a tick at every disc found, the name(s) the count gives each
+    vertebra ('L2/L3?' where it is not pinned), and the anchor(s) the count rests on."""
+    d = lm.diagnostics or {}
+    zs = ct.z_mm()
+    order = np.argsort(zs)
+
+    def k_of(z: float) -> float:
+        return float(np.interp(z, zs[order], order.astype(np.float64)))
+
+    for z in d.get("discs_z_mm", []):
+        y = y_of(k_of(z))
+        draw.line([(x0, y), (x0 + 14, y)], fill=_COLOURS["disc"], width=2)
+    for seg in d.get("segments", []):
+        names = seg.get("names", [])
+        mid = seg.get("mid_z")
+        if mid is None or not names:
+            continue
+        label = names[0] if len(names) == 1 else "/".join(names[:3]) + "?"
+        draw.text((x0 + 18, y_of(k_of(mid)) - 6), label, fill=_COLOURS["count"], font=font)
+    for name, a in d.get("anchors", {}).items():
+        if a.get("z_mm") is None:
+            continue
+        y = y_of(k_of(a["z_mm"]))
+        draw.ellipse([(x0 + 4, y - 4), (x0 + 12, y + 4)], outline=_COLOURS["anchor"], width=2)
+        draw.text((x0 + 60, y - 6), f"anchor: {name}", fill=_COLOURS["anchor"], font=font)
 
 
 def write_qc_png(
@@ -120,7 +149,12 @@ def write_qc_png(
                 draw.text((x0 + 2, y - 14), label, fill=colour, font=f_label)
             if lv.upper_endplate_slice is not None:
                 hline(y_of(lv.upper_endplate_slice), colour, dash=2)
+        if caption.startswith("sagittal"):
+            _draw_count(draw, ct, lm, x0, y_of, f_label)
         x0 += panel.width + gap
+    method = lm.diagnostics.get("count_method") if lm.diagnostics else None
+    if method:
+        draw.text((gap, 28), f"vertebrae: {method}", fill=_COLOURS["anchor"], font=f_label)
     for n, w in enumerate(lm.warnings[:4]):
         draw.text((gap, top + h + 10 + 14 * n), f"warning: {w}"[:200],
                   fill=_COLOURS["warning"], font=f_label)
