@@ -210,6 +210,77 @@ def test_thoracolumbar_dicom(thoracolumbar: Path) -> None:
         assert t12.min() <= lm["T12"].slice_index <= t12.max()  # type: ignore[operator]
     for name in ("sij_lower", "femoral_head_top", "iliac_crest_top"):
         assert lm[name].status == "missing"
+        assert lm[name].reason == "no pelvis in the scan"
+    # T11-T12 only: the lower vertebra is cut by the scan, so nothing shows that the rib-
+    # bearing vertebra above it is the last one; rcsa says so instead of guessing
+    assert lm["T12"].status == "ambiguous"
+    assert "no rib-bearing vertebra next to a rib-free vertebra seen whole" in lm["T12"].reason
+
+
+# ----------------------------------------------------------------------------- subject D
+SUBJECT_D = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct_chest_pelvis_dicom"
+
+
+@pytest.fixture(scope="module")
+def chest_pelvis() -> CTVolume:
+    if not (SUBJECT_D / "dicom").is_dir():
+        pytest.skip(f"subject D not available at {SUBJECT_D}")
+    return load(SUBJECT_D / "dicom")
+
+
+def test_subject_d_whole_scan(chest_pelvis: CTVolume) -> None:
+    """Mid thorax to the upper sacrum, 3 mm pixels, another scanner: both anchors in view
+    (the 12th ribs and the sacrum) and they agree; the pelvic rules hold."""
+    lm = find_levels(chest_pelvis)
+    ks = [lm[n].slice_index for n in VERTEBRAE]
+    assert all(lm[n].status == "found" for n in VERTEBRAE), {n: lm[n].reason for n in VERTEBRAE}
+    assert ks == sorted(ks, reverse=True)  # type: ignore[type-var]
+    assert lm["T12"].method.startswith("disc count from the sacrum, confirmed by the last rib")
+    assert not lm.warnings  # five lumbar-type vertebrae: no transitional warning
+    assert lm["iliac_crest_top"].found
+    assert lm["femoral_head_top"].status == "missing"  # no femoral heads in this scan
+    sij = lm["sij_lower"]
+    assert sij.status != "found" or sij.slice_index < lm["L5"].slice_index  # type: ignore[operator]
+    # the anchors and every counted vertebra are in the diagnostics the QC image draws
+    assert set(lm.diagnostics["anchors"]) == {"sacrum", "last rib"}
+    names = [sg["names"] for sg in lm.diagnostics["segments"]]
+    assert all(len(n) == 1 for n in names)
+
+
+def test_subject_d_as_a_chest_ct_ending_at_l2(chest_pelvis: CTVolume) -> None:
+    """The failure that opened issue 15: a chest CT ending at L2/L3 claimed a sacroiliac
+    joint in the thorax. Cut D there: T12 and L1 from the last rib, no pelvic level."""
+    whole = find_levels(chest_pelvis)
+    k_l3 = whole["L3"].slice_index
+    assert k_l3 is not None
+    lm = find_levels(chest_pelvis.slab(k_l3 + 2, chest_pelvis.n_slices - 1))
+    for name in ("T12", "L1"):
+        assert lm[name].found and lm[name].method.startswith("disc count from the last rib")
+        assert abs(lm[name].slice_index + k_l3 + 2 - whole[name].slice_index) <= 1  # type: ignore[operator]
+    for name in ("iliac_crest_top", "sij_lower", "femoral_head_top"):
+        assert lm[name].status == "missing" and lm[name].reason == "no pelvis in the scan"
+    for name in ("L4", "L5", "S1"):
+        assert lm[name].status == "missing"
+
+
+def test_field_of_view_sweep_names_nothing_wrongly() -> None:
+    """benchmarks/levels_fov.py: every 90-240 mm window (15 mm steps) of A and D; a level
+    named in a window lies within one slice of its reference, or is not named at all."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import levels_fov
+    finally:
+        sys.path.pop(0)
+    rows = levels_fov.run_sweep()
+    wrong = [(r.subject, r.window_mm, r.k0, r.k1, r.detail) for r in rows
+             if "wrong" in r.outcome.values()]
+    assert not wrong
+    assert len(rows) >= 50
+    # and the sweep is not vacuous: most windows name something
+    found = sum(v == "right" for r in rows for v in r.outcome.values())
+    assert found >= 200
 
 
 # ----------------------------------------------------------------------------- overrides
