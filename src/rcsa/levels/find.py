@@ -77,6 +77,7 @@ class Segment:
     mostly_visible: bool = False  # complete, or >= 75 % of the expected body height in view
     disc_below: bool = False
     uncertain_mid: bool = False  # mid-body estimated from a neighbour's height
+    lung: bool = False  # lung beside the column at this vertebra
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -188,6 +189,8 @@ def _classify(
         seg.rib_sides = {b.side for b in bones
                          if b.kind == "rib" and not b.cut_top and lo <= b.head_z < hi}
         seg.rib = bool(seg.rib_sides)
+        kin = np.nonzero((g.z_mm >= seg.z_lo) & (g.z_mm < seg.z_hi))[0]
+        seg.lung = bool(lung[kin].any()) if len(kin) else False
         contact = sorted({k for b in bones if b.kind == "ilium" for k in b.contact_k})
         zc = g.z_mm[np.asarray(contact, dtype=np.int64)] if contact else np.array([])
         inside = zc[(zc >= lo) & (zc < hi)]
@@ -295,6 +298,8 @@ def _rib_anchor(segs: list[Segment], lowest: bool) -> tuple[set[int], str] | Non
         if not idx:
             continue
         r = min(idx) if lowest else max(idx)
+        if not lowest and (len(segs[r].rib_sides) < 2 or not segs[r].lung):
+            continue  # the first rib: both sides, at the lung apex
         nb = r - 1 if lowest else r + 1
         # the rib-free neighbour must lie wholly in the scan (both discs seen), else its
         # rib may simply be outside the field of view
@@ -493,13 +498,15 @@ def _vertebra_levels(
             )
         elif "seg" not in kinds:
             where = "above" if kinds <= {"above"} else "below" if kinds <= {"below"} else None
-            reason = (
-                f"outside the scan ({where} the field of view)" if where
-                else "cut by the edge of the scan (mid-body not in the field of view)"
-            )
-            if cnt.method is CountMethod.UNANCHORED:
-                reason += "; " + cnt.reason
-            out[name] = Level(name, "missing", method=method, reason=reason)
+            if where:
+                reason = f"outside the scan ({where} the field of view)"
+                if cnt.method is CountMethod.UNANCHORED:
+                    reason += "; " + cnt.reason
+                out[name] = Level(name, "missing", method=method, reason=reason)
+            else:  # the vertebra is in the scan, cut by its edge: its middle may be outside
+                out[name] = Level(name, "ambiguous", method=method,
+                                  reason="cut by the edge of the scan: its mid-body may lie "
+                                  "outside the field of view (set it by hand with --level)")
         else:
             cands = tuple(sorted(
                 _slice_of(ct, segs[r[1]].mid_z)  # type: ignore[arg-type]
