@@ -78,6 +78,7 @@ class Segment:
     disc_below: bool = False
     uncertain_mid: bool = False  # mid-body estimated from a neighbour's height
     lung: bool = False  # lung beside the column at this vertebra
+    rib_unknown: bool = False  # lateral bone cut by the scan bottom at this level
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -189,6 +190,9 @@ def _classify(
         seg.rib_sides = {b.side for b in bones
                          if b.kind == "rib" and not b.cut_top and lo <= b.head_z < hi}
         seg.rib = bool(seg.rib_sides)
+        seg.rib_unknown = any(
+            b.kind == "bottom_lateral" and float(g.z_mm[b.k_lo]) < hi
+            and float(g.z_mm[b.k_hi]) >= lo for b in bones)
         kin = np.nonzero((g.z_mm >= seg.z_lo) & (g.z_mm < seg.z_hi))[0]
         seg.lung = bool(lung[kin].any()) if len(kin) else False
         contact = sorted({k for b in bones if b.kind == "ilium" for k in b.contact_k})
@@ -305,7 +309,8 @@ def _rib_anchor(segs: list[Segment], lowest: bool) -> tuple[set[int], str] | Non
         # rib may simply be outside the field of view
         # (rib-free on this side: a rib on one side only - a hypoplastic 12th rib or a
         # lumbar rib - makes the two sides disagree, and so the count ambiguous)
-        if not 0 <= nb < len(segs) or not segs[nb].complete or side in segs[nb].rib_sides:
+        if (not 0 <= nb < len(segs) or not segs[nb].complete or side in segs[nb].rib_sides
+                or segs[nb].rib_unknown):
             continue
         offs.add(target - r)
         notes.append(side_name)

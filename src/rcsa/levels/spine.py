@@ -516,9 +516,12 @@ def lateral_bones(g: WorkGrid, t: SpineTrack) -> list[LateralBone]:
         near = (
             _contact_slices(k3, j3, i3, al, (j3 - yc[k3]) * g.sy) if float(al.max()) >= 80.0 else []
         )
+        # cut by the scan bottom with its medial end there: bone rising from below (an
+        # iliac wing), not a rib, whose head is its highest point
+        rising = int(k3.min()) == 0 and head_z - float(g.z_mm[0]) < RIB_HEAD_ABOVE_BOTTOM_MM
         out.append(
             LateralBone(
-                kind="rib",
+                kind="bottom_lateral" if rising else "rib",
                 side=1 if float(signed.mean()) > 0 else -1,
                 head_z=head_z,
                 k_lo=int(k3.min()),
@@ -648,6 +651,8 @@ def body_z_extent(
     return float(zs[0]), float(zs[1])
 
 
+#: A rib cut by the scan bottom must have its head this far above it (mm).
+RIB_HEAD_ABOVE_BOTTOM_MM = 20.0
 #: Air inside the body (HU) and the size of an air component that can be lung (cm^3).
 AIR_HU = -500.0
 LUNG_MIN_CM3 = 150.0
