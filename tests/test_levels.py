@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import ndimage as ndi
 from typer.testing import CliRunner
 
 from rcsa.cli import app
@@ -37,7 +36,6 @@ from rcsa.levels import (
 )
 from rcsa.levels.run import detect_levels_for_path
 
-VERT_IDS = {"T12": 32, "L1": 31, "L2": 30, "L3": 29, "L4": 28, "L5": 27, "S1": 26}
 TOL_MM = 3.0
 
 
@@ -47,26 +45,23 @@ def ct(abdomen: Path) -> CTVolume:
     return load(abdomen / "ct.nii.gz")
 
 
+def _levels_fov():  # type: ignore[no-untyped-def]
+    """benchmarks/levels_fov.py: the reference rules and the field-of-view sweep."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import levels_fov
+    finally:
+        sys.path.pop(0)
+    return levels_fov
+
+
 @pytest.fixture(scope="module")
 def refs(ct: CTVolume, abdomen: Path) -> dict[str, float]:
-    """Reference slice index (float, may be x.5) of every level, from the labels."""
-    lab = load_labels(abdomen / "labels_ts_v2.nii.gz", like=ct).voxels
-    body = load_labels(abdomen / "vertebral_body_parts.nii.gz", like=ct).voxels == 1
-    out: dict[str, float] = {}
-    for name, vid in VERT_IDS.items():
-        ks = np.nonzero(((lab == vid) & body).any(axis=(1, 2)))[0]
-        out[name] = (ks.min() + ks.max()) / 2.0
-    femur = np.nonzero(np.isin(lab, [75, 76]).any(axis=(1, 2)))[0]
-    out["femoral_head_top"] = float(femur.max() + 1)
-    sac = np.isin(lab, [25, 26])
-    hip = np.isin(lab, [77, 78])
-    cross = ndi.generate_binary_structure(2, 1)
-    touch = [
-        k for k in range(lab.shape[0])
-        if (ndi.binary_dilation(sac[k], cross) & hip[k]).any()
-    ]
-    out["sij_lower"] = float(min(touch))
-    out["iliac_crest_top"] = float(np.nonzero(hip.any(axis=(1, 2)))[0].max())
+    """Reference slice index (float, may be x.5) of every level, from the labels (rules in
+    the module docstring, code in benchmarks/levels_fov.py, shared with the sweep)."""
+    out: dict[str, float] = _levels_fov().subject_a_references(ct, abdomen)
     return out
 
 
@@ -266,14 +261,7 @@ def test_subject_d_as_a_chest_ct_ending_at_l2(chest_pelvis: CTVolume) -> None:
 def test_field_of_view_sweep_names_nothing_wrongly() -> None:
     """benchmarks/levels_fov.py: every 90-240 mm window (15 mm steps) of A and D; a level
     named in a window lies within one slice of its reference, or is not named at all."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    try:
-        import levels_fov
-    finally:
-        sys.path.pop(0)
-    rows = levels_fov.run_sweep()
+    rows = _levels_fov().run_sweep()
     wrong = [(r.subject, r.window_mm, r.k0, r.k1, r.detail) for r in rows
              if "wrong" in r.outcome.values()]
     assert not wrong
