@@ -531,9 +531,13 @@ def _vertebra_levels(
         k = _slice_of(ct, z)
         out["L4_L5_disc"] = Level("L4_L5_disc", "found", k, float(z_scan[k]), method,
                                   round(cnt.confidence, 3))
-    elif out["L4"].status == "missing" or out["L5"].status == "missing":
+    elif out["L4"].status == "missing" and out["L5"].status == "missing":
         out["L4_L5_disc"] = Level("L4_L5_disc", "missing", method=method,
-                                  reason="L4 or L5 is outside the scan")
+                                  reason="L4 and L5 are outside the scan")
+    elif out["L4"].status == "missing" or out["L5"].status == "missing":
+        out["L4_L5_disc"] = Level("L4_L5_disc", "ambiguous", method=method,
+                                  reason="L4 or L5 is outside the scan: the disc between them "
+                                  "may lie at the scan's edge")
     else:
         out["L4_L5_disc"] = Level("L4_L5_disc", "ambiguous", method=method,
                                   reason="L4 and L5 are not both identified")
