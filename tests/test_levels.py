@@ -263,7 +263,7 @@ def test_field_of_view_sweep_names_nothing_wrongly() -> None:
     named in a window lies within one slice of its reference, or is not named at all."""
     rows = _levels_fov().run_sweep()
     wrong = [(r.subject, r.window_mm, r.k0, r.k1, r.detail) for r in rows
-             if "wrong" in r.outcome.values()]
+             if {"wrong", "off"} & set(r.outcome.values())]
     assert not wrong
     assert len(rows) >= 50
     # and the sweep is not vacuous: most windows name something
