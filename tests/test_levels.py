@@ -336,6 +336,13 @@ def test_qc_png_written(tmp_path: Path, ct: CTVolume, full: LevelMap) -> None:
     out = write_qc_png(ct, full, tmp_path / "qc" / "levels.png")
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    # a single slice keeps a bounded image (it was 87 000 px wide: 4 s per rcsa run)
+    from PIL import Image
+
+    one = ct.slab(60, 60)
+    small = write_qc_png(one, find_levels(one), tmp_path / "one.png")
+    with Image.open(small) as im:
+        assert im.width <= 2 * 1000 + 100 and im.height < 200
 
 
 # ----------------------------------------------------------------------------- CLI

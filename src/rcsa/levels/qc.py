@@ -31,6 +31,8 @@ def _centreline(ct: CTVolume, lm: LevelMap) -> tuple[np.ndarray, np.ndarray]:
 WINDOW_HU = (-250.0, 1000.0)
 #: Height of each reformat in the image (pixels); width follows the physical aspect.
 PANEL_HEIGHT = 760
+#: Widest a reformat panel may get (pixels).
+MAX_PANEL_WIDTH = 1000
 _COLOURS = {"vertebra": (255, 230, 0), "disc": (0, 230, 230), "pelvic": (60, 230, 60),
             "anchor": (255, 90, 255), "count": (150, 200, 255),
             "ambiguous": (165, 165, 165), "warning": (255, 80, 80), "text": (235, 235, 235)}
@@ -104,7 +106,11 @@ def write_qc_png(
     sag = v[kk, :, ic].astype(np.float32)  # [k, j]: anterior left, posterior right
     cor = v[kk, jc, :].astype(np.float32)  # [k, i]: patient right left, left right
     sx, sy, sz = (float(a) for a in ct.spacing_mm)
-    h = PANEL_HEIGHT
+    # panels keep the physical aspect; a short scan (one slice, a thin slab) gets a low
+    # panel rather than one tens of thousands of pixels wide
+    z_extent = nk * sz
+    w_extent = max(_nj * sy, _ni * sx)
+    h = min(PANEL_HEIGHT, max(8, round(MAX_PANEL_WIDTH * z_extent / max(w_extent, 1e-6))))
     panels = [(_panel(sag, sy, sz, h), "sagittal (A left, P right)"),
               (_panel(cor, sx, sz, h), "coronal (patient R left, L right)")]
     gap, top, bottom = 16, 58, 40 + 14 * min(len(lm.warnings), 4)
