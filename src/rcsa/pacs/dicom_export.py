@@ -29,9 +29,9 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from rcsa import __version__
+from rcsa.anatomy import RCSA_CLASSES
 from rcsa.errors import DicomExportError, EmptySegmentationError
 from rcsa.pacs import codes as rc
-from rcsa.segment.classes import RCSA_CLASSES
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SEG_SERIES_NUMBER = 9901
