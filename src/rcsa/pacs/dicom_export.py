@@ -15,7 +15,6 @@ import csv
 import json
 import math
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -538,10 +537,3 @@ def export_dicom(
         ds.save_as(tmp, enforce_file_format=True)
         tmp.replace(targets[key])
     return targets
-
-
-def referenced_instances(ds: Dataset) -> Sequence[str]:
-    """SOPInstanceUIDs listed in a SEG's ReferencedSeriesSequence."""
-    return [str(i.ReferencedSOPInstanceUID)
-            for s in ds.get("ReferencedSeriesSequence", [])
-            for i in s.get("ReferencedInstanceSequence", [])]
