@@ -6,7 +6,12 @@ import time as _time
 #: from which the command line reports the wall time a command took (``rcsa run``).
 _IMPORTED_AT = _time.perf_counter()
 
+import logging as _logging  # noqa: E402
 from importlib.metadata import PackageNotFoundError, version  # noqa: E402
+
+# A library never configures logging: without this, a warning from rcsa in a program that set
+# up no handler would go to Python's last-resort stderr handler.
+_logging.getLogger("rcsa").addHandler(_logging.NullHandler())
 
 try:
     __version__ = version("rcsa")

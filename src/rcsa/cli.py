@@ -947,9 +947,6 @@ def nomogram_simulate(
         f"{len(df)} simulated patients, {int(df['rbp'].sum())} events -> {out_csv}", highlight=False
     )
 
-def run() -> None:  # pragma: no cover - console-script shim
-    app()
-
 
 if __name__ == "__main__":  # pragma: no cover
     app()

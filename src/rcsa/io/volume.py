@@ -344,11 +344,6 @@ class CTVolume(_GriddedVolume):
         )
         return replace(self, voxels=np.ascontiguousarray(self.voxels[k0 : k1 + 1]), geometry=geo)
 
-    def with_warnings(self, *extra: str) -> CTVolume:
-        src = replace(self.source, warnings=self.source.warnings + tuple(extra))
-        return replace(self, source=src)
-
-
 @dataclass(frozen=True, eq=False)
 class LabelVolume(_GriddedVolume):
     """An integer label image (segmentation) on a geometry-true grid.

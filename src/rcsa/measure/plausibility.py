@@ -17,7 +17,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from rcsa.measure.table import Measurement
+from rcsa.measure.types import Measurement
 
 PER_SIDE = ("left", "right")
 

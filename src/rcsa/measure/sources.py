@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from rcsa.anatomy import ClassMap
 from rcsa.io.volume import LabelVolume
 from rcsa.levels.types import LevelMap
-from rcsa.measure.table import LevelLabels
-from rcsa.segment.classes import ClassMap
+from rcsa.measure.types import LevelLabels
 
 
 def labels_at_levels(

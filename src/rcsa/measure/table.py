@@ -13,15 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 from rcsa import __version__
 from rcsa.config import RcsaConfig, load_config
 from rcsa.io.volume import CTVolume
 from rcsa.levels.types import VERTEBRAE, LevelMap
+from rcsa.measure.plausibility import flag_rows
 from rcsa.measure.stats import RegionStats, pooled, region_stats, touches_border
-from rcsa.segment.classes import ClassMap
+from rcsa.measure.types import LevelLabels as LevelLabels  # re-exported
+from rcsa.measure.types import Measurement as Measurement  # re-exported
 
 #: Muscles in the order of the wide table.
 MUSCLES: tuple[str, ...] = (
@@ -45,46 +44,6 @@ BOTH_ONLY: dict[str, str] = {"asymmetry_pct": "%"}
 BODY_QUANTITIES: dict[str, str] = {"csa_mm2": "mm2", "mean_hu": "HU"}
 RCSA_UNITS = {"vertebral_body": "ratio", "height2": "mm2/m2", "none": ""}
 VERTEBRAL_BODY = "vertebral_body"
-
-
-@dataclass(frozen=True, eq=False)
-class LevelLabels:
-    """Class labels on one level's axial slice, on the CT's own in-plane grid."""
-
-    level: str
-    slice_index: int
-    labels: npt.NDArray[np.integer]  # [j, i]
-    class_map: ClassMap
-    source: str = ""
-    flags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One row of the long table."""
-
-    level: str
-    structure: str  # a muscle name or "vertebral_body"
-    side: str  # "left" | "right" | "both" | "" (vertebral body)
-    quantity: str
-    value: float | None
-    unit: str
-    flag: str = ""
-    reason: str = ""
-    normaliser: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "level": self.level,
-            "structure": self.structure,
-            "side": self.side,
-            "quantity": self.quantity,
-            "value": self.value,
-            "unit": self.unit,
-            "flag": self.flag,
-            "reason": self.reason,
-            "normaliser": self.normaliser,
-        }
 
 
 def targets(config: RcsaConfig) -> list[tuple[str, str]]:
@@ -329,8 +288,6 @@ def measure(
                                     reason="" if value is not None else reason,
                                     normaliser=norm_text))
     rows += _other_structures(ct, labels, cfg)
-    from rcsa.measure.plausibility import flag_rows  # imports this module
-
     return Measurements(
         scan_id=scan_id,
         rows=flag_rows(rows),

@@ -15,13 +15,6 @@ from rcsa.nomogram.spec import Predictor
 FloatArray = NDArray[np.float64]
 
 
-def term_names(pred: Predictor) -> list[str]:
-    """Columns a predictor contributes: itself, or ``name[level]`` per non-reference level."""
-    if pred.type == "categorical":
-        return [f"{pred.name}[{lv}]" for lv in pred.levels if lv != pred.reference_level]
-    return [pred.name]
-
-
 def predictor_column(pred: Predictor, table: pd.DataFrame) -> pd.Series:
     if pred.column in table.columns:
         return table[pred.column]

@@ -27,8 +27,7 @@ from rcsa.nomogram import metrics
 from rcsa.nomogram._io import atomic_write_text, check_writable, read_table
 from rcsa.nomogram.design import FloatArray, design_matrix
 from rcsa.nomogram.fit import logit_fit, outcome_vector, refit_predict
-from rcsa.nomogram.score import _require_coefficients
-from rcsa.nomogram.spec import ModelSpec, load_spec
+from rcsa.nomogram.spec import ModelSpec, _require_coefficients, load_spec
 
 Z95 = 1.959963984540054
 FIGURES = ("roc", "calibration", "dca", "nomogram")

@@ -4,7 +4,9 @@ Points follow Harrell's ``rms::nomogram``: every predictor's contribution ``beta
 shifted so that its smallest value over the predictor's plausible range (or its levels) scores
 0, and the whole scale is stretched so that the predictor with the widest effect (largest
 max - min contribution) spans 0-100 points. Total points are the sum; since the shifts are
-constants, ``LP = lp_at_zero_points + total_points / points_per_lp``.
+constants, ``LP = lp_at_zero_points + total_points / points_per_lp``. The scale itself
+(:func:`points_scale`) lives in :mod:`rcsa.nomogram.spec`, which checks it when a spec with
+coefficients is loaded; it is re-exported here.
 """
 
 from __future__ import annotations
@@ -18,25 +20,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rcsa.errors import DataError, ModelSpecError, ScoringError
+from rcsa.errors import DataError, ScoringError
 from rcsa.nomogram._io import atomic_write, read_table
-from rcsa.nomogram.spec import ModelSpec, Predictor, load_spec
+from rcsa.nomogram.spec import ModelSpec, Predictor, _require_coefficients, load_spec
+from rcsa.nomogram.spec import PointsScale as PointsScale  # re-exported
+from rcsa.nomogram.spec import contribution as contribution  # re-exported
+from rcsa.nomogram.spec import points_scale as points_scale  # re-exported
+from rcsa.nomogram.spec import predictor_points as predictor_points  # re-exported
 
 _TRUE = {"1", "1.0", "true", "yes", "y"}
 _FALSE = {"0", "0.0", "false", "no", "n"}
-
-
-@dataclass(frozen=True)
-class PointsScale:
-    """The rms points scale of a model."""
-
-    points_per_lp: float
-    lp_at_zero_points: float
-    contribution_range: dict[str, tuple[float, float]]
-    max_total_points: float
-
-    def total_points_for_lp(self, lp: float) -> float:
-        return (lp - self.lp_at_zero_points) * self.points_per_lp
 
 
 @dataclass(frozen=True)
@@ -65,61 +58,6 @@ class Score:
             "risk_group": self.risk_group,
             "flags": list(self.flags),
         }
-
-
-def _require_coefficients(spec: ModelSpec) -> None:
-    if not spec.has_coefficients:
-        raise ScoringError(
-            f"model {spec.name!r} has no coefficients (status {spec.status}): it describes the "
-            "predictor structure only; load a spec file with an intercept and coefficients",
-            spec.source,
-        )
-
-
-def contribution(pred: Predictor, value: float | str) -> float:
-    """``beta * transformed(x)`` for a continuous/binary value, ``beta[level]`` for a level."""
-    coef = pred.coefficient
-    if pred.type == "categorical":
-        assert isinstance(coef, dict)
-        return 0.0 if value == pred.reference_level else coef[str(value)]
-    assert isinstance(coef, float)
-    if pred.type == "binary":
-        return coef * float(value)
-    return coef * pred.transformed(float(value))
-
-
-def _value_range(pred: Predictor) -> list[float | str]:
-    if pred.type == "categorical":
-        return list(pred.levels)
-    if pred.type == "binary":
-        return [0.0, 1.0]
-    assert pred.plausible_range is not None
-    return [pred.plausible_range[0], pred.plausible_range[1]]
-
-
-def points_scale(spec: ModelSpec) -> PointsScale:
-    """The points scale: 100 points = the widest predictor effect over its range/levels."""
-    _require_coefficients(spec)
-    ranges: dict[str, tuple[float, float]] = {}
-    for pred in spec.predictors:
-        cs = [contribution(pred, v) for v in _value_range(pred)]
-        ranges[pred.name] = (min(cs), max(cs))
-    widest = max(hi - lo for lo, hi in ranges.values())
-    if not widest > 0:
-        raise ModelSpecError("invalid model spec: every predictor has zero effect", spec.source)
-    per_lp = 100.0 / widest
-    assert spec.intercept is not None
-    lp0 = spec.intercept + sum(lo for lo, _ in ranges.values())
-    total = sum((hi - lo) * per_lp for lo, hi in ranges.values())
-    return PointsScale(per_lp, lp0, ranges, total)
-
-
-def predictor_points(
-    spec: ModelSpec, scale: PointsScale, pred: Predictor, value: float | str
-) -> float:
-    return (
-        contribution(pred, value) - scale.contribution_range[pred.name][0]
-    ) * scale.points_per_lp
 
 
 def parse_value(pred: Predictor, raw: Any) -> float | str:

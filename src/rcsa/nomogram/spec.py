@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from jsonschema import Draft202012Validator
 
-from rcsa.errors import InputNotFoundError, InputNotReadableError, ModelSpecError
+from rcsa.errors import InputNotFoundError, InputNotReadableError, ModelSpecError, ScoringError
 from rcsa.nomogram._io import atomic_write_text
 from rcsa.nomogram.schema import SPEC_FORMAT, SPEC_SCHEMA, SPEC_VERSION
 
@@ -301,9 +301,7 @@ def spec_from_dict(data: Any, source: str | Path | None = None) -> ModelSpec:
         source=None if source is None else str(source),
     )
     if spec.has_coefficients:
-        from rcsa.nomogram.score import points_scale  # checks at least one predictor has an effect
-
-        points_scale(spec)
+        points_scale(spec)  # checks that at least one predictor has an effect
     return spec
 
 
@@ -375,3 +373,74 @@ def base_spec_dict(name: str, outcome: str, intended_use: str, cohort: str) -> d
         "intercept": None,
         "provenance": {"cohort": cohort},
     }
+
+
+# --- the rms points scale (see rcsa.nomogram.score); here because loading a spec checks it ---
+
+
+@dataclass(frozen=True)
+class PointsScale:
+    """The rms points scale of a model."""
+
+    points_per_lp: float
+    lp_at_zero_points: float
+    contribution_range: dict[str, tuple[float, float]]
+    max_total_points: float
+
+    def total_points_for_lp(self, lp: float) -> float:
+        return (lp - self.lp_at_zero_points) * self.points_per_lp
+
+
+def _require_coefficients(spec: ModelSpec) -> None:
+    if not spec.has_coefficients:
+        raise ScoringError(
+            f"model {spec.name!r} has no coefficients (status {spec.status}): it describes the "
+            "predictor structure only; load a spec file with an intercept and coefficients",
+            spec.source,
+        )
+
+
+def contribution(pred: Predictor, value: float | str) -> float:
+    """``beta * transformed(x)`` for a continuous/binary value, ``beta[level]`` for a level."""
+    coef = pred.coefficient
+    if pred.type == "categorical":
+        assert isinstance(coef, dict)
+        return 0.0 if value == pred.reference_level else coef[str(value)]
+    assert isinstance(coef, float)
+    if pred.type == "binary":
+        return coef * float(value)
+    return coef * pred.transformed(float(value))
+
+
+def _value_range(pred: Predictor) -> list[float | str]:
+    if pred.type == "categorical":
+        return list(pred.levels)
+    if pred.type == "binary":
+        return [0.0, 1.0]
+    assert pred.plausible_range is not None
+    return [pred.plausible_range[0], pred.plausible_range[1]]
+
+
+def points_scale(spec: ModelSpec) -> PointsScale:
+    """The points scale: 100 points = the widest predictor effect over its range/levels."""
+    _require_coefficients(spec)
+    ranges: dict[str, tuple[float, float]] = {}
+    for pred in spec.predictors:
+        cs = [contribution(pred, v) for v in _value_range(pred)]
+        ranges[pred.name] = (min(cs), max(cs))
+    widest = max(hi - lo for lo, hi in ranges.values())
+    if not widest > 0:
+        raise ModelSpecError("invalid model spec: every predictor has zero effect", spec.source)
+    per_lp = 100.0 / widest
+    assert spec.intercept is not None
+    lp0 = spec.intercept + sum(lo for lo, _ in ranges.values())
+    total = sum((hi - lo) * per_lp for lo, hi in ranges.values())
+    return PointsScale(per_lp, lp0, ranges, total)
+
+
+def predictor_points(
+    spec: ModelSpec, scale: PointsScale, pred: Predictor, value: float | str
+) -> float:
+    return (
+        contribution(pred, value) - scale.contribution_range[pred.name][0]
+    ) * scale.points_per_lp

@@ -140,7 +140,7 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
     ) -> None:
         """Retrieve one series (WADO-RS) into a new folder under --out."""
         try:
-            from rcsa.batch.cases import RemoteSeries
+            from rcsa.cases import RemoteSeries
             from rcsa.pacs.config import load_settings
             from rcsa.pacs.retrieve import retrieve
 
@@ -164,7 +164,7 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
     ) -> None:
         """Build SEG + SR from a run folder and store them on the server (STOW-RS)."""
         try:
-            from rcsa.batch.cases import Case
+            from rcsa.cases import Case
             from rcsa.pacs.push import push_results
 
             case = Case(case_id=run_dir.name or "run", path=source, series_uid=series_uid)

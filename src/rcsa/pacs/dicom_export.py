@@ -15,7 +15,6 @@ import csv
 import json
 import math
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,9 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from rcsa import __version__
+from rcsa.anatomy import RCSA_CLASSES
 from rcsa.errors import DicomExportError, EmptySegmentationError
 from rcsa.pacs import codes as rc
-from rcsa.segment.classes import RCSA_CLASSES
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SEG_SERIES_NUMBER = 9901
@@ -538,10 +537,3 @@ def export_dicom(
         ds.save_as(tmp, enforce_file_format=True)
         tmp.replace(targets[key])
     return targets
-
-
-def referenced_instances(ds: Dataset) -> Sequence[str]:
-    """SOPInstanceUIDs listed in a SEG's ReferencedSeriesSequence."""
-    return [str(i.ReferencedSOPInstanceUID)
-            for s in ds.get("ReferencedSeriesSequence", [])
-            for i in s.get("ReferencedInstanceSequence", [])]

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from rcsa.batch.cases import Case, RemoteSeries
+from rcsa.cases import Case, RemoteSeries
 from rcsa.errors import DicomExportError, EmptySegmentationError, PacsServerError
 from rcsa.pacs.client import call, make_client
 from rcsa.pacs.config import PacsSettings, load_settings

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from rcsa.batch.cases import RemoteSeries
+from rcsa.cases import RemoteSeries
 from rcsa.errors import PacsServerError
 from rcsa.pacs.client import call, make_client
 from rcsa.pacs.config import PacsSettings, load_settings
