@@ -110,7 +110,7 @@ def write_qc_png(
     # panel rather than one tens of thousands of pixels wide
     z_extent = nk * sz
     w_extent = max(_nj * sy, _ni * sx)
-    h = min(PANEL_HEIGHT, max(8, round(MAX_PANEL_WIDTH * z_extent / max(w_extent, 1e-6))))
+    h = int(min(PANEL_HEIGHT, max(8, round(MAX_PANEL_WIDTH * z_extent / max(w_extent, 1e-6)))))
     panels = [(_panel(sag, sy, sz, h), "sagittal (A left, P right)"),
               (_panel(cor, sx, sz, h), "coronal (patient R left, L right)")]
     gap, top, bottom = 16, 58, 40 + 14 * min(len(lm.warnings), 4)
