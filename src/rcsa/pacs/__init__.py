@@ -10,8 +10,9 @@ name, so that ``rcsa --help`` and the CLI's registration stay fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rcsa._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from rcsa.pacs.config import PacsSettings, load_settings
@@ -53,9 +54,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"rcsa.pacs.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'rcsa.pacs' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _WHERE)

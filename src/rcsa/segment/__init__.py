@@ -14,8 +14,9 @@ The only rcsa package that imports torch / MONAI, and it does so lazily: importi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from rcsa._lazy import lazy_attributes
 from rcsa.segment.classes import RCSA_CLASSES, ClassMap, SegClass
 
 if TYPE_CHECKING:
@@ -52,9 +53,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'rcsa.segment' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
