@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/levels_fov.py                 # A and D, table per window size
     .venv/bin/python benchmarks/levels_fov.py --per-window    # one row per window as well
-    .venv/bin/python benchmarks/levels_fov.py --markdown      # the tables for docs/levels.md
+    .venv/bin/python benchmarks/levels_fov.py --perturb       # whole scans, synthetic variation
 
 Every window of 90, 120, 180 and 240 mm sliding by 15 mm over the scan (and the whole scan)
 is cut out as its own volume (``CTVolume.slab``) and run through ``find_levels``. Each level
@@ -156,7 +156,7 @@ def _cell(c: Counter[str]) -> str:
         f" ({c['missing, inside']} missing inside)" if c["missing, inside"] else "")
 
 
-def print_tables(rows: list[Row], markdown: bool, per_window: bool) -> None:
+def print_tables(rows: list[Row], per_window: bool) -> None:
     summ = summary(rows)
     head = ["subject", "window", "n", *LEVEL_NAMES, "wrong names"]
     print("cells: found right / ambiguous / missing (outside the window); wrong and missing "
@@ -178,7 +178,6 @@ def print_tables(rows: list[Row], markdown: bool, per_window: bool) -> None:
             print(f"{r.subject} {r.window_mm:>5} k {r.k0:3d}-{r.k1:3d}: "
                   + " ".join(f"{k}={v[0]}" for k, v in r.outcome.items())
                   + (f"  !! {bad} {r.detail}" if bad else ""))
-    _ = markdown
 
 
 def perturbed(ct: CTVolume) -> dict[str, CTVolume]:
@@ -236,12 +235,11 @@ def run_sweep() -> list[Row]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--per-window", action="store_true", help="one line per window too")
-    ap.add_argument("--markdown", action="store_true", help="(tables are Markdown already)")
     ap.add_argument("--perturb", action="store_true",
                     help="whole scans under synthetic variation instead of the sweep")
     args = ap.parse_args()
     rows = run_perturbations() if args.perturb else run_sweep()
-    print_tables(rows, args.markdown, args.per_window)
+    print_tables(rows, args.per_window)
     return 0 if all(v != "wrong" for r in rows for v in r.outcome.values()) else 1
 
 

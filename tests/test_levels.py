@@ -421,8 +421,7 @@ def _segs(kinds: str):
         seg = Segment(i * 35.0, (i + 1) * 35.0, i > 0, i < len(kinds) - 1)
         seg.mostly_visible = True
         seg.sacral = seg.sacral_anchor = c == "S"
-        seg.rib = c == "r"
-        seg.rib_sides = {-1, 1} if seg.rib else set()
+        seg.rib_sides = {-1, 1} if c == "r" else set()
         out.append(seg)
     return out
 

@@ -70,7 +70,6 @@ class Segment:
     mid_z: float | None = None  # None: mid-body not in the scan
     endplate_z: float | None = None
     estimated: bool = False
-    rib: bool = False
     rib_sides: set[int] = field(default_factory=set)  # -1 patient right, +1 left
     sacral: bool = False
     sacral_anchor: bool = False
@@ -80,6 +79,11 @@ class Segment:
     lung: bool = False  # lung beside the column at this vertebra
     rib_unknown: bool = False  # lateral bone cut by the scan bottom at this level
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def rib(self) -> bool:
+        """A rib head on either side at this vertebra."""
+        return bool(self.rib_sides)
 
     @property
     def complete(self) -> bool:
@@ -184,19 +188,18 @@ def _classify(
         for b in bones:
             if b.kind == "ilium" and float(g.z_mm[b.k_hi]) > lowest_rib:
                 b.kind = "other"
+    contact = sorted({k for b in bones if b.kind == "ilium" for k in b.contact_k})
+    zc = g.z_mm[np.asarray(contact, dtype=np.int64)] if contact else np.array([])
     for seg in segs:
         lo = -np.inf if not seg.closed_lo else seg.z_lo
         hi = np.inf if not seg.closed_hi else seg.z_hi
         seg.rib_sides = {b.side for b in bones
                          if b.kind == "rib" and not b.cut_top and lo <= b.head_z < hi}
-        seg.rib = bool(seg.rib_sides)
         seg.rib_unknown = any(
             b.kind == "bottom_lateral" and float(g.z_mm[b.k_lo]) < hi
             and float(g.z_mm[b.k_hi]) >= lo for b in bones)
         kin = np.nonzero((g.z_mm >= seg.z_lo) & (g.z_mm < seg.z_hi))[0]
         seg.lung = bool(lung[kin].any()) if len(kin) else False
-        contact = sorted({k for b in bones if b.kind == "ilium" for k in b.contact_k})
-        zc = g.z_mm[np.asarray(contact, dtype=np.int64)] if contact else np.array([])
         inside = zc[(zc >= lo) & (zc < hi)]
         seg.sacral = len(inside) >= 2
         # the sacrum articulates with the ilia over >= 15 mm; a lumbar transverse process
@@ -296,8 +299,7 @@ def _rib_anchor(segs: list[Segment], lowest: bool) -> tuple[set[int], str] | Non
     offsets (and so an ambiguous count)."""
     target = POSITION["T12"] if lowest else POSITION["T1"]
     offs: set[int] = set()
-    notes: list[str] = []
-    for side, side_name in ((-1, "right"), (1, "left")):
+    for side in (-1, 1):
         idx = [i for i, sg in enumerate(segs) if side in sg.rib_sides]
         if not idx:
             continue
@@ -313,7 +315,6 @@ def _rib_anchor(segs: list[Segment], lowest: bool) -> tuple[set[int], str] | Non
                 or segs[nb].rib_unknown):
             continue
         offs.add(target - r)
-        notes.append(side_name)
     if not offs:
         return None
     # a rib on either side beyond the claimed anchor (below the last / above the first)
