@@ -686,10 +686,10 @@ def lung_slices(g: WorkGrid, t: SpineTrack) -> npt.NDArray[np.bool_]:
     out = np.zeros(nk, bool)
     lat_lo, lat_hi = PARAVERTEBRAL_LATERAL_MM
     ap_lo, ap_hi = PARAVERTEBRAL_AP_MM
+    ii = np.arange(ni)
     for k in range(t.k0, t.k1 + 1):
         j0 = max(0, int((yc[k] * g.sy + ap_lo) / g.sy))
         j1 = min(nj, int((yc[k] * g.sy + ap_hi) / g.sy) + 1)
-        ii = np.arange(ni)
         al = np.abs(ii - xc[k]) * g.sx
         cols = (al >= lat_lo) & (al <= lat_hi)
         strip = lb[k, j0:j1][:, cols]
