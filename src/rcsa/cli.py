@@ -20,10 +20,8 @@ Exit codes (documented in ``docs/cli.md``):
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,6 +45,7 @@ from rcsa.errors import (
     PacsQueryError,
     RcsaError,
 )
+from rcsa.logs import configure as configure_logging
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -93,15 +92,6 @@ class _State:
     started: float | None = None
 
 
-def _quiet_pydicom(record: logging.LogRecord) -> bool:
-    """Logging filter: pydicom's warnings reach the console only with --debug."""
-    return _State.debug or record.levelno >= logging.ERROR
-
-
-# a filter, not a level: pydicom resets its logger's level when it is (lazily) imported
-logging.getLogger("pydicom").addFilter(_quiet_pydicom)
-
-
 def exit_code_for(exc: BaseException) -> int:
     for cls, code in EXIT_CODES:
         if isinstance(exc, cls):
@@ -143,19 +133,18 @@ def main(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks and debug logging.")
     ] = False,
+    log_file: Annotated[
+        Path | None,
+        typer.Option("--log-file", help="Append every log record (rcsa's and the libraries', "
+                     "with tracebacks) to this file."),
+    ] = None,
 ) -> None:
     """rcsa: from CT to muscle measurements and a risk score."""
     _State.debug = debug
     _State.started = _IMPORTED_AT if _State.started is None else time.perf_counter()
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    # pydicom reports what it tolerates (e.g. a truncated file) through both `warnings` and
-    # logging; rcsa turns what matters into its own one-line error or warning, so keep that
-    # noise off the console unless --debug (see _quiet_pydicom for the logging half).
-    if not debug:
-        warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
+    # third-party log records and warnings (pydicom, the decoders, ITK) go to the log file and
+    # --debug only; rcsa's own warnings reach the console as one line (rcsa.logs)
+    configure_logging(debug, log_file)
 
 
 SeriesUidOpt = Annotated[

@@ -8,6 +8,7 @@ the outcome. Heavy imports happen inside the command, so ``rcsa --help`` stays f
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 
 out = Console()
 err = Console(stderr=True)
+
+#: every log record of a batch (rcsa's per-case events, the libraries' records, tracebacks)
+BATCH_LOG = "batch.log"
 
 
 def _short(text: str, n: int = 160) -> str:
@@ -44,13 +48,20 @@ def run_and_report(cases: Sequence[Case], out_dir: Path, *, ignored: Sequence[Ig
     )
 
     from rcsa.batch.runner import run_batch
+    from rcsa.logs import add_log_file
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=err,
                         disable=not show_progress)
     task_id = progress.add_task("planning", total=None)
 
+    if not out_dir.exists() or out_dir.is_dir():  # else run_batch refuses it, with the reason
+        add_log_file(out_dir / BATCH_LOG)
+    log = logging.getLogger("rcsa.batch")
+
     def on_event(ev: BatchEvent) -> None:
+        log.info("%s %s%s", ev.kind, ev.case_id or "",
+                 f": {ev.reason}" if ev.reason else "")
         if ev.kind == "planned":
             progress.update(task_id, total=ev.n_to_run, description="batch")
             err.print(f"{ev.n_to_run} case(s) to run, {ev.n_skipped} done earlier (skipped), "

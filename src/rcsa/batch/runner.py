@@ -229,6 +229,9 @@ def _init_local_worker(parent_pid: int, threads: int) -> None:
 
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent
+    from rcsa.logs import configure_from_env
+
+    configure_from_env()  # the parent's log file; library records never on the console
     set_threads(threads)
     # import the pipeline (torch, MONAI) now, so a case's time is its own work
     importlib.import_module("rcsa.pipeline")

@@ -28,6 +28,9 @@ from rcsa.errors import (
 )
 from rcsa.io.orientation import canonicalize
 from rcsa.io.volume import CTVolume, Geometry, LabelVolume, SourceInfo
+from rcsa.logs import quiet_itk
+
+quiet_itk()  # ITK's C++ warnings go to stderr directly: off unless --debug (rcsa.logs)
 
 IMAGE_SUFFIXES = {
     ".nii": "nifti",
