@@ -237,7 +237,7 @@ def test_parallel_decoding_equals_in_process(thoracolumbar: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Compressed series are decoded by worker processes, while the headers are still being
     read (prefetch) or after them; same HU as in-process decoding either way."""
-    import rcsa.io.dicom as dcm
+    import rcsa.io.dicom.decode as dcm
 
     monkeypatch.setenv("RCSA_DECODE_PROCESSES", "0")
     serial = load(thoracolumbar / "dicom")
@@ -273,7 +273,7 @@ def test_parallel_decoding_failure_names_the_file(thoracolumbar: Path, tmp_path:
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    import rcsa.io.dicom as dcm
+    import rcsa.io.dicom.decode as dcm
     from rcsa.errors import CorruptFileError
 
     folder = tmp_path / "s"
@@ -302,7 +302,7 @@ def test_prefetch_stops_at_a_second_series(thoracolumbar: Path, tmp_path: Path,
     import pydicom
     from pydicom.uid import generate_uid
 
-    import rcsa.io.dicom as dcm
+    import rcsa.io.dicom.decode as dcm
 
     folder = tmp_path / "two"
     folder.mkdir()
