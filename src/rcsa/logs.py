@@ -60,7 +60,9 @@ def configure(debug: bool = False, log_file: str | Path | None = None) -> None:
         if getattr(h, _HANDLER_FLAG, False):
             root.removeHandler(h)
             h.close()
-    root.setLevel(logging.DEBUG)
+    # other libraries (matplotlib, fonts, ...) only from WARNING unless --debug
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    logging.getLogger("rcsa").setLevel(logging.DEBUG if debug else logging.INFO)
     console = logging.StreamHandler()
     setattr(console, _HANDLER_FLAG, True)
     if debug:

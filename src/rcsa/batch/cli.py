@@ -88,8 +88,10 @@ def run_and_report(cases: Sequence[Case], out_dir: Path, *, ignored: Sequence[Ig
         err.print(f"[red]failed[/] {f.case_id}{when}: {f.reason}", highlight=False,
                   soft_wrap=True)
     if report.ignored:
-        err.print(f"{len(report.ignored)} input(s) ignored (not scans; listed in "
-                  f"{report.report_path.name})", highlight=False)
+        damaged = sum(1 for i in report.ignored if i.reason.startswith("damaged"))
+        err.print(f"{len(report.ignored)} input(s) ignored ({damaged} damaged file(s), the rest "
+                  f"not scans; listed in {report.report_path.name} and ignored.csv)",
+                  highlight=False)
     for p in report.table_problems:
         err.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
     rate = report.to_dict()["timings"]["scans_per_hour"]

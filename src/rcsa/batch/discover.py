@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rcsa.batch.cases import Case
-from rcsa.errors import CaseIdError, InputNotFoundError, ManifestError
+from rcsa.errors import CaseIdError, InputNotFoundError, ManifestError, RcsaError
 from rcsa.io.image import IMAGE_SUFFIXES, image_format
 
 #: Manifest columns with a meaning; every other column is carried as clinical data.
@@ -129,16 +129,8 @@ def _looks_like_dicom(path: Path) -> bool:
     return head[128:132] == b"DICM" or head[:2] in (b"\x08\x00", b"\x02\x00")
 
 
-def _read_dicom_header(path: Path) -> Any:
-    import pydicom
-
-    return pydicom.dcmread(path, stop_before_pixels=True, force=True)
-
-
-def _is_localizer(ds: Any) -> bool:
-    image_type = ds.get("ImageType", [])
-    types = [image_type] if isinstance(image_type, str) else list(image_type or [])
-    return "LOCALIZER" in {str(t).upper() for t in types}
+def _is_localizer(h: Any) -> bool:
+    return "LOCALIZER" in h.image_type
 
 
 def _common_folder(files: Sequence[Path]) -> Path:
@@ -147,41 +139,72 @@ def _common_folder(files: Sequence[Path]) -> Path:
 
 def _why_not_analysable(s: _Series) -> str:
     """The loader's own judgement (``rcsa.io.dicom``), on the headers read during discovery."""
-    from rcsa.io.dicom import _Header
     from rcsa.io.dicom import _why_not_analysable as judge
 
-    return judge([_Header(p, ds) for p, ds in s.headers])
+    return judge(s.headers)
 
 
 def _dicom_cases(root: Path, files: Iterable[Path]) -> tuple[list[Case], list[Ignored]]:
+    """Group DICOM files into series with the loader's own header reader
+    (:func:`rcsa.io.dicom.read_file`) and series key, so a case's ``series_uid`` is the one
+    the loader finds. A damaged file (truncated, unparseable header) is not a reason to lose
+    its series: a damaged copy of an instance read intact elsewhere is listed as ignored and
+    left out of the case; one that names a found series (and has no intact copy) is kept in
+    that series' files, so the case's folder holds it and the case fails naming it, as a
+    missing instance must; one without a readable identity is listed as ignored."""
+    from rcsa.io.dicom import Damaged, read_file
+
     series: dict[tuple[str, str], _Series] = {}
     ignored: list[Ignored] = []
+    damaged: list[Damaged] = []
+    intact: dict[str, Path] = {}
     for f in files:
         try:
-            ds = _read_dicom_header(f)
-        except Exception as exc:  # pydicom raises many types on malformed files
-            ignored.append(Ignored(str(f), f"DICOM header cannot be read ({type(exc).__name__})"))
+            h, bad = read_file(f)
+        except RcsaError as exc:  # the operating system refuses the file
+            ignored.append(Ignored(str(f), exc.reason))
             continue
-        study = str(ds.get("StudyInstanceUID", "") or "")
-        uid = str(ds.get("SeriesInstanceUID", "") or "")
-        if not uid:
-            uid = "no-uid:" + "|".join(
-                str(ds.get(k, "") or "") for k in ("FrameOfReferenceUID", "SeriesNumber",
-                                                   "SeriesDescription", "Modality"))
-        s = series.setdefault((study, uid), _Series(study, uid))
+        if bad is not None:
+            damaged.append(bad)
+            continue
+        if h is None:
+            ignored.append(Ignored(str(f), "not a DICOM file"))
+            continue
+        try:
+            study = str(h.get("StudyInstanceUID", "") or "")
+            uid = h.series_uid
+            types = h.image_type
+            s = series.setdefault((study, uid), _Series(study, uid))
+            s.modality = s.modality or h.modality
+            s.series_number = s.series_number or str(h.get("SeriesNumber", "") or "")
+            s.sop_class = s.sop_class or h.sop_class
+        except RcsaError as exc:  # checked by read_file; kept for safety
+            ignored.append(Ignored(str(f), exc.reason))
+            continue
         s.files.append(f)
-        s.modality = s.modality or str(ds.get("Modality", "") or "")
-        s.series_number = s.series_number or str(ds.get("SeriesNumber", "") or "")
-        s.sop_class = s.sop_class or str(ds.get("SOPClassUID", "") or "")
-        image_type = ds.get("ImageType", [])
-        types = [image_type] if isinstance(image_type, str) else list(image_type or [])
-        s.image_types.update(str(t).upper() for t in types)
-        if "Rows" in ds and "Columns" in ds:
+        if h.sop_uid:
+            intact.setdefault(h.sop_uid, f)
+        s.image_types.update(types)
+        if "Rows" in h.ds and "Columns" in h.ds:
             s.has_image = True
             # a sample for the analysable test: a few localizer and a few other images
-            localizer = "LOCALIZER" in {str(t).upper() for t in types}
-            if sum(1 for _, h in s.headers if _is_localizer(h) == localizer) < 4:
-                s.headers.append((f, ds))
+            localizer = _is_localizer(h)
+            if sum(1 for x in s.headers if _is_localizer(x) == localizer) < 4:
+                s.headers.append(h)
+    by_uid: dict[str, list[_Series]] = defaultdict(list)
+    for s in series.values():
+        by_uid[s.series_uid].append(s)
+    for d in damaged:
+        twin = intact.get(d.sop_uid or "")
+        owners = by_uid.get(d.series_uid or "", [])
+        if twin is not None:
+            ignored.append(Ignored(str(d.path), f"damaged DICOM file ({d.reason}); a copy of "
+                                   f"instance {d.sop_uid}, read intact from {twin}, is used"))
+        elif len(owners) == 1:
+            owners[0].files.append(d.path)  # the case fails naming it (a lost instance)
+        else:
+            ignored.append(Ignored(str(d.path), f"damaged DICOM file ({d.reason}); not "
+                                   "identifiable as an instance of any series found"))
 
     by_study: dict[str, list[_Series]] = defaultdict(list)
     for s in series.values():

@@ -7,6 +7,8 @@ Output folder::
                                       = rcsa.measure.wide_columns() + the manifests' clinical
                                       columns (``clinical_<name>`` where a name is taken)
     run_report.json                   this run: counts, timings, every failure's reason
+    ignored.csv                       this run's ignored inputs (damaged files, non-scans)
+    batch.log                         log records (``rcsa batch``; rcsa.logs)
     cases/<case_id>/                  exactly ``rcsa run``'s output folder, per case
     batch_state.sqlite                the state store (rcsa.batch.state)
     .batch.lock                       held while a batch runs in the folder
@@ -67,6 +69,7 @@ CASES_DIR = "cases"
 TABLE_CSV = "features.csv"
 TABLE_PARQUET = "features.parquet"
 REPORT_FILE = "run_report.json"
+IGNORED_CSV = "ignored.csv"
 #: at most this many ignored inputs are listed one by one in the report
 MAX_IGNORED_LISTED = 1000
 
@@ -570,5 +573,9 @@ def run_batch(
             [reports[c.case_id] for c in cases], ignored, len(table), problems)
         text = json.dumps(report.to_dict(), indent=2, default=str) + "\n"
         atomic_write_text(out / REPORT_FILE, text, overwrite=True)
+        # every ignored input (damaged files, non-scans), one per row: path, reason
+        atomic_write_text(out / IGNORED_CSV, pd.DataFrame(
+            [asdict(i) for i in ignored], columns=["path", "reason"]).to_csv(index=False),
+            overwrite=True)
         store.end_run(run_id, report.finished_at, report.to_dict()["counts"])
     return report

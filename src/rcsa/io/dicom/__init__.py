@@ -34,7 +34,7 @@ from rcsa.io.dicom.decode import (
     _decode_parallel,
     _Prefetch,
 )
-from rcsa.io.dicom.discover import _list_files, read_headers
+from rcsa.io.dicom.discover import _list_files, read_headers, resolve_damaged
 from rcsa.io.dicom.header import (
     AIR_HU,
     AXIAL_MAX_ANGLE_DEG,
@@ -47,15 +47,18 @@ from rcsa.io.dicom.header import (
     SPACING_ABS_TOL_MM,
     SPACING_REL_TOL,
     TILT_TOL_DEG,
+    Damaged,
     _Header,
     _read_header,
     _truncation,
+    read_file,
 )
 from rcsa.io.dicom.select import _normal, _why_not_analysable, choose_series
 from rcsa.io.dicom.stack import (
     _check_spacing,
     _hu_stack,
     _resample_uniform,
+    _resolve_duplicate_instances,
     _sort_and_dedupe,
     _validate_series,
 )
@@ -63,13 +66,39 @@ from rcsa.io.orientation import canonicalize, resample_sheared_stack
 from rcsa.io.volume import CTVolume, Geometry, SeriesIds, SourceInfo
 
 __all__ = [
-    "AIR_HU", "AXIAL_MAX_ANGLE_DEG", "CT_IMAGE_STORAGE", "ENHANCED_CT_IMAGE_STORAGE",
-    "ORIENTATION_TOL", "PARALLEL_DECODE_MIN_IMAGES", "PIXEL_SPACING_TOL_MM",
-    "POSITION_DUPLICATE_TOL_MM", "SECONDARY_CAPTURE_PREFIX", "SPACING_ABS_TOL_MM",
-    "SPACING_REL_TOL", "TILT_TOL_DEG", "_Header", "_Prefetch", "_check_spacing", "_decode",
-    "_decode_parallel", "_hu_stack", "_list_files", "_normal", "_read_header",
-    "_resample_uniform", "_sort_and_dedupe", "_truncation", "_validate_series",
-    "_why_not_analysable", "choose_series", "load_dicom", "read_headers",
+    "AIR_HU",
+    "AXIAL_MAX_ANGLE_DEG",
+    "CT_IMAGE_STORAGE",
+    "ENHANCED_CT_IMAGE_STORAGE",
+    "ORIENTATION_TOL",
+    "PARALLEL_DECODE_MIN_IMAGES",
+    "PIXEL_SPACING_TOL_MM",
+    "POSITION_DUPLICATE_TOL_MM",
+    "SECONDARY_CAPTURE_PREFIX",
+    "SPACING_ABS_TOL_MM",
+    "SPACING_REL_TOL",
+    "TILT_TOL_DEG",
+    "Damaged",
+    "_Header",
+    "_Prefetch",
+    "_check_spacing",
+    "_decode",
+    "_decode_parallel",
+    "_hu_stack",
+    "_list_files",
+    "_normal",
+    "_read_header",
+    "_resample_uniform",
+    "_resolve_duplicate_instances",
+    "_sort_and_dedupe",
+    "_truncation",
+    "_validate_series",
+    "_why_not_analysable",
+    "choose_series",
+    "load_dicom",
+    "read_file",
+    "read_headers",
+    "resolve_damaged",
 ]
 
 log = logging.getLogger(__name__)
@@ -144,10 +173,12 @@ def _load_series(
 ) -> CTVolume:
     where = paths[0] if len(paths) == 1 else Path(os.path.commonpath(paths))
     warnings: list[str] = []
-    headers, skipped = read_headers(paths, prefetch)
+    damaged: list[Damaged] = []
+    headers, skipped = read_headers(paths, prefetch, damaged)
     if skipped:
         warnings.append(f"skipped {len(skipped)} non-DICOM file(s)")
     hs, summaries = choose_series(headers, series_uid, where)
+    resolve_damaged(damaged, headers, hs, warnings)
     if not hs[0].has_series_uid:
         warnings.append(
             "SeriesInstanceUID missing (anonymised?): images grouped by study, frame of "
@@ -171,6 +202,7 @@ def _load_series(
             f"ignored {len(foreign)} non-CT-image object(s) inside the series (e.g. "
             f"{foreign[0].path.name}: SOP class {foreign[0].sop_class or 'missing'})"
         )
+    hs = _resolve_duplicate_instances(hs, warnings)
     _validate_series(hs)
     hs, dist = _sort_and_dedupe(hs, warnings)
 

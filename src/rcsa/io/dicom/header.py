@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,10 +17,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from rcsa.errors import (
-    CorruptFileError,
-    InputNotReadableError,
-)
+from rcsa.errors import CorruptFileError, InputNotReadableError, RcsaError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +36,20 @@ SPACING_ABS_TOL_MM = 0.02  # ... or 0.02 mm, whichever is larger
 TILT_TOL_DEG = 0.05
 AXIAL_MAX_ANGLE_DEG = 45.0
 
+#: Attributes the loader reads, parsed up front by :meth:`_Header.check`.
+_TEXT_ATTRIBUTES = (
+    "SeriesInstanceUID", "StudyInstanceUID", "FrameOfReferenceUID", "SOPInstanceUID",
+    "SOPClassUID", "Modality", "SeriesDescription", "ImageType", "PhotometricInterpretation",
+    "PatientID", "AccessionNumber", "Manufacturer", "ManufacturerModelName",
+    "ConvolutionKernel", "ContrastBolusAgent", "BodyPartExamined", "StudyDate",
+    "ModalityLUTSequence",
+)
+_NUMBER_ATTRIBUTES = (
+    "SeriesNumber", "NumberOfFrames", "SamplesPerPixel", "Rows", "Columns", "SliceThickness",
+    "SpacingBetweenSlices", "RescaleSlope", "RescaleIntercept", "KVP", "BitsAllocated",
+    "BitsStored", "PixelRepresentation",
+)
+
 
 @dataclass
 class _Header:
@@ -45,7 +57,49 @@ class _Header:
     ds: Dataset
 
     def get(self, keyword: str, default: Any = None) -> Any:
-        return self.ds.get(keyword, default)
+        """The attribute's value; a value pydicom cannot parse (a damaged header: unknown VR,
+        bad number, ...) is a :class:`CorruptFileError` naming the file, never a crash."""
+        try:
+            return self.ds.get(keyword, default)
+        except Exception as exc:  # pydicom converts lazily and raises many types
+            raise CorruptFileError(f"DICOM attribute {keyword} cannot be parsed ({exc})",
+                                   self.path) from exc
+
+    @property
+    def sop_uid(self) -> str:
+        """SOPInstanceUID, falling back to the file meta's MediaStorageSOPInstanceUID (some
+        anonymisers blank the former)."""
+        value = self.get("SOPInstanceUID") or getattr(
+            getattr(self.ds, "file_meta", None), "MediaStorageSOPInstanceUID", None)
+        return str(value or "").strip()
+
+    def check(self) -> None:
+        """Parse now every attribute the loader reads (pydicom converts values lazily, so a
+        damaged header would otherwise fail somewhere later); raise :class:`CorruptFileError`
+        naming the attribute."""
+        for kw in _TEXT_ATTRIBUTES:
+            self.get(kw)
+        try:
+            for kw in _NUMBER_ATTRIBUTES:
+                v = self.get(kw)
+                if v is not None and v != "":
+                    float(v)
+            ts = getattr(getattr(self.ds, "file_meta", None), "TransferSyntaxUID", None)
+            if ts is not None and not ts.is_transfer_syntax:
+                raise ValueError(f"transfer syntax {ts} is not a transfer syntax UID")
+            if self.has_pixel_data:
+                for kw in ("Rows", "Columns"):
+                    if int(self.get(kw, 0) or 0) <= 0:
+                        raise ValueError(f"{kw} missing or not positive")
+            spacing = self.get("PixelSpacing")
+            if spacing is not None:
+                [float(x) for x in spacing]
+            for name in ("orientation", "position"):
+                getattr(self, name)
+        except CorruptFileError:
+            raise
+        except Exception as exc:
+            raise CorruptFileError(f"damaged DICOM header ({exc})", self.path) from exc
 
     @property
     def has_series_uid(self) -> bool:
@@ -192,3 +246,59 @@ def _truncation(ds: Dataset, path: Path) -> str:
     return ""
 
 
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """A file that looks like DICOM but cannot be used (truncated, unparseable header), with
+    what could still be read of its identity (None where that is lost too)."""
+
+    path: Path
+    error: RcsaError
+    series_uid: str | None = None
+    sop_uid: str | None = None
+    study_uid: str | None = None
+
+    @property
+    def reason(self) -> str:
+        return self.error.reason
+
+
+def _salvage(path: Path) -> tuple[str | None, str | None, str | None]:
+    """(series, SOP instance, study) UIDs of a damaged file, as far as they can be read."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True,
+                             specific_tags=["SeriesInstanceUID", "SOPInstanceUID",
+                                            "StudyInstanceUID"])
+    except Exception:
+        return None, None, None
+
+    def text(getter: Callable[[], Any]) -> str | None:
+        try:
+            value = str(getter() or "").strip()
+        except Exception:
+            return None
+        return value or None
+
+    meta = getattr(ds, "file_meta", None)
+    sop = text(lambda: ds.get("SOPInstanceUID")) or text(
+        lambda: getattr(meta, "MediaStorageSOPInstanceUID", None))
+    return (text(lambda: ds.get("SeriesInstanceUID")), sop,
+            text(lambda: ds.get("StudyInstanceUID")))
+
+
+def read_file(path: Path) -> tuple[_Header | None, Damaged | None]:
+    """One file: (its checked header, None), (None, None) when it is not DICOM, or
+    (None, :class:`Damaged`) when it is DICOM that cannot be used. Raises only
+    :class:`InputNotReadableError` (the operating system refuses the file)."""
+    try:
+        ds = _read_header(path)
+        if ds is None:
+            return None, None
+        header = _Header(path, ds)
+        header.check()
+        return header, None
+    except InputNotReadableError:
+        raise
+    except RcsaError as exc:
+        return None, Damaged(path, exc, *_salvage(path))

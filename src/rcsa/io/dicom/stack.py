@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from rcsa.errors import (
     DuplicateSliceError,
     InconsistentSeriesError,
     MissingPixelDataError,
+    RcsaError,
     SliceSpacingError,
 )
 from rcsa.io.dicom import decode as _decoding
@@ -77,6 +79,62 @@ def _validate_series(hs: list[_Header]) -> None:
     _odd_one_out(
         hs, rounded_spacing, "PixelSpacing", lambda v: [x * PIXEL_SPACING_TOL_MM for x in v]
     )
+
+
+def _geometry_key(h: _Header) -> tuple[Any, ...]:
+    """What two copies of one instance must agree on besides the pixels."""
+    def rounded(v: npt.NDArray[np.float64] | None) -> tuple[float, ...] | None:
+        return None if v is None else tuple(np.round(v, 4).tolist())
+
+    return (rounded(h.position), rounded(h.orientation), str(h.get("PixelSpacing")),
+            _rescale(h), int(h.get("Rows", 0) or 0), int(h.get("Columns", 0) or 0))
+
+
+def _resolve_duplicate_instances(hs: list[_Header], warnings: list[str]) -> list[_Header]:
+    """One file per SOP Instance UID. Copies of one instance (an archive's re-sent or
+    half-copied files): the readable, complete copies are kept when they agree (identical
+    pixel data and geometry; one is used); copies that cannot be decoded are ignored with a
+    warning naming them; two complete copies that differ are refused
+    (:class:`DuplicateSliceError` naming both files); when no copy decodes, the first one's
+    :class:`CorruptFileError` is raised."""
+    groups: dict[str, list[_Header]] = {}
+    for h in hs:
+        if h.sop_uid:
+            groups.setdefault(h.sop_uid, []).append(h)
+    drop: set[Path] = set()
+    same = 0
+    for uid, copies in groups.items():
+        if len(copies) < 2:
+            continue
+        good: list[tuple[_Header, npt.NDArray[Any]]] = []
+        bad: list[tuple[_Header, RcsaError]] = []
+        for h in copies:
+            try:
+                arr = _decode(h)
+                if arr.shape != (int(h.get("Rows")), int(h.get("Columns"))):
+                    raise CorruptFileError(f"decoded size {arr.shape} does not match header",
+                                           h.path)
+                good.append((h, arr))
+            except RcsaError as exc:
+                bad.append((h, exc))
+        if not good:
+            raise bad[0][1]
+        keep, ref = good[0]
+        for h, arr in good[1:]:
+            if not np.array_equal(arr, ref) or _geometry_key(h) != _geometry_key(keep):
+                raise DuplicateSliceError(
+                    f"two complete copies of instance {uid} differ (pixel data or geometry); "
+                    f"the other copy is {keep.path}; remove the wrong one", h.path)
+            same += 1
+            drop.add(h.path)
+        for h, err in bad:
+            drop.add(h.path)
+            warnings.append(f"ignored damaged copy {h.path} of instance {uid}: {err.reason} "
+                            f"(intact copy used: {keep.path})")
+    if same:
+        warnings.append(f"dropped {same} duplicate image(s): identical copies of one instance "
+                        "(same SOP Instance UID)")
+    return [h for h in hs if h.path not in drop]
 
 
 def _sort_and_dedupe(
