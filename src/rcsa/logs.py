@@ -86,15 +86,27 @@ def configure(debug: bool = False, log_file: str | Path | None = None) -> None:
         os.environ.pop(ENV_LOG_FILE, None)
     os.environ[ENV_DEBUG] = "1" if debug else "0"
     for name in THIRD_PARTY:
-        lg = logging.getLogger(name)
-        lg.setLevel(logging.DEBUG if debug or log_file is not None else logging.WARNING)
-        lg.propagate = True
-        for h in list(lg.handlers):  # a library's own stderr handler would bypass ours
-            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
-                lg.removeHandler(h)
+        logging.getLogger(name).setLevel(
+            logging.DEBUG if debug or log_file is not None else logging.WARNING)
+    adopt_library_loggers()
     logging.captureWarnings(True)
     warnings.simplefilter("default")
     quiet_itk(debug)
+
+
+def adopt_library_loggers() -> None:
+    """Remove the console handlers the libraries install on their own loggers (nibabel adds
+    one to ``nibabel.global`` when it is imported), so their records reach the console only
+    through rcsa's handler (``--debug``). Called by :func:`configure` and by the readers
+    right after a lazy import."""
+    manager = logging.Logger.manager
+    for name, lg in list(manager.loggerDict.items()):
+        if not isinstance(lg, logging.Logger) or name.split(".")[0] not in THIRD_PARTY:
+            continue
+        lg.propagate = True
+        for h in list(lg.handlers):
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                lg.removeHandler(h)
 
 
 def add_log_file(log_file: str | Path) -> None:

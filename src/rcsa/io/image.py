@@ -28,7 +28,7 @@ from rcsa.errors import (
 )
 from rcsa.io.orientation import canonicalize
 from rcsa.io.volume import CTVolume, Geometry, LabelVolume, SourceInfo
-from rcsa.logs import quiet_itk
+from rcsa.logs import adopt_library_loggers, quiet_itk
 
 quiet_itk()  # ITK's C++ warnings go to stderr directly: off unless --debug (rcsa.logs)
 
@@ -91,6 +91,7 @@ def check_nifti_complete(path: Path) -> None:
     """
     import nibabel as nib
 
+    adopt_library_loggers()  # nibabel's own console handler, installed on import
     try:
         img: Any = nib.load(str(path))
         hdr: Any = img.header
