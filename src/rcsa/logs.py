@@ -86,8 +86,10 @@ def configure(debug: bool = False, log_file: str | Path | None = None) -> None:
         os.environ.pop(ENV_LOG_FILE, None)
     os.environ[ENV_DEBUG] = "1" if debug else "0"
     for name in THIRD_PARTY:
+        # INFO in the log file: pydicom's DEBUG output (with pydicom.config.debug) would
+        # dump element values, patient names included
         logging.getLogger(name).setLevel(
-            logging.DEBUG if debug or log_file is not None else logging.WARNING)
+            logging.DEBUG if debug else logging.INFO if log_file is not None else logging.WARNING)
     adopt_library_loggers()
     logging.captureWarnings(True)
     warnings.simplefilter("default")

@@ -199,7 +199,7 @@ def _dicom_cases(root: Path, files: Iterable[Path]) -> tuple[list[Case], list[Ig
         owners = by_uid.get(d.series_uid or "", [])
         if twin is not None:
             ignored.append(Ignored(str(d.path), f"damaged DICOM file ({d.reason}); a copy of "
-                                   f"instance {d.sop_uid}, read intact from {twin}, is used"))
+                                   f"the same instance, read intact from {twin}, is used"))
         elif len(owners) == 1:
             owners[0].files.append(d.path)  # the case fails naming it (a lost instance)
         else:

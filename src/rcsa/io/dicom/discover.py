@@ -89,12 +89,12 @@ def resolve_damaged(damaged: Sequence[Damaged], headers: Sequence[_Header],
     for d in damaged:
         twin = intact.get(d.sop_uid or "")
         if twin is not None:
-            why = f"a damaged copy of instance {d.sop_uid} (intact copy used: {twin.path})"
+            why = f"a damaged copy of an instance read intact from {twin.path} (used)"
         elif d.series_uid is not None and d.series_uid not in series:
-            why = f"belongs to another series ({d.series_uid})"
+            why = "belongs to another series"
         elif d.series_uid is None and d.study_uid is not None and studies and \
                 d.study_uid not in studies:
-            why = f"belongs to another study ({d.study_uid})"
+            why = "belongs to another study"
         elif d.series_uid is None and d.sop_uid is None:
             why = "no series or instance UID readable: belongs to no series"
         else:

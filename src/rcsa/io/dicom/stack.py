@@ -103,7 +103,7 @@ def _resolve_duplicate_instances(hs: list[_Header], warnings: list[str]) -> list
             groups.setdefault(h.sop_uid, []).append(h)
     drop: set[Path] = set()
     same = 0
-    for uid, copies in groups.items():
+    for copies in groups.values():
         if len(copies) < 2:
             continue
         good: list[tuple[_Header, npt.NDArray[Any]]] = []
@@ -123,13 +123,14 @@ def _resolve_duplicate_instances(hs: list[_Header], warnings: list[str]) -> list
         for h, arr in good[1:]:
             if not np.array_equal(arr, ref) or _geometry_key(h) != _geometry_key(keep):
                 raise DuplicateSliceError(
-                    f"two complete copies of instance {uid} differ (pixel data or geometry); "
-                    f"the other copy is {keep.path}; remove the wrong one", h.path)
+                    "two complete copies of one instance (same SOP Instance UID) differ in "
+                    f"pixel data or geometry; the other copy is {keep.path}; remove the wrong "
+                    "one", h.path)
             same += 1
             drop.add(h.path)
         for h, err in bad:
             drop.add(h.path)
-            warnings.append(f"ignored damaged copy {h.path} of instance {uid}: {err.reason} "
+            warnings.append(f"ignored damaged copy {h.path} of an instance: {err.reason} "
                             f"(intact copy used: {keep.path})")
     if same:
         warnings.append(f"dropped {same} duplicate image(s): identical copies of one instance "
