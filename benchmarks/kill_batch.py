@@ -33,6 +33,7 @@ def main() -> int:
     rows = [
         ("cases", args.cases),
         (f"runs killed with SIGKILL (seed {args.seed})", r.kills),
+        ("kills after the run's first case had started", r.kills_in_a_case),
         ("kills after which more cases were done", r.kills_with_progress),
         ("runs started (some finished before their moment)", r.attempts),
         ("rounds (fresh output folder, killed until finished)", r.rounds),

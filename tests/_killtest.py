@@ -64,14 +64,30 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_batch_process(manifest: Path, out: Path, kill_after_s: float | None = None
-                      ) -> tuple[int | None, str]:
-    """Run ``rcsa batch``; SIGKILL its process group after ``kill_after_s`` (None: let it
-    finish). Returns (exit code, or None when killed; stderr)."""
+def run_batch_process(manifest: Path, out: Path, kill_after_s: float | None = None,
+                      after_start: bool = False) -> tuple[int | None, str]:
+    """Run ``rcsa batch``; SIGKILL its process group ``kill_after_s`` seconds after it
+    started, or, with ``after_start``, that long after it logged its first ``started`` case
+    event (``batch.log``: a kill while a case is processed or written). None: let it finish.
+    Returns (exit code, or None when killed; stderr)."""
+    log = out / "batch.log"
+    offset = log.stat().st_size if log.exists() else 0
     proc = subprocess.Popen(_command(manifest, out), env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    if kill_after_s is None:
+        _, err = proc.communicate(timeout=900)
+        return proc.returncode, err
+    if after_start:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if log.exists():
+                with open(log, "rb") as fh:
+                    fh.seek(offset)
+                    if b"rcsa.batch: started " in fh.read():
+                        break
+            time.sleep(0.02)
     try:
-        _, err = proc.communicate(timeout=kill_after_s if kill_after_s is not None else 900)
+        _, err = proc.communicate(timeout=kill_after_s)
         return proc.returncode, err
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -131,6 +147,7 @@ class KillResult:
     attempts: int = 0  # runs started with a kill moment (some finish before it)
     rounds: int = 0  # fresh output folders, each killed until a run finished it
     kills_with_progress: int = 0  # kills after which more cases were done than before
+    kills_in_a_case: int = 0  # kills after the run's first case had started
     refused: int = 0
     problems: list[str] = field(default_factory=list)
     rows: int = 0
@@ -158,9 +175,10 @@ def _final_checks(out: Path, reference: pd.DataFrame, res: KillResult, label: st
 def kill_test(work: Path, n_cases: int = 6, n_kills: int = 20, seed: int = 18) -> KillResult:
     """The procedure of the module docstring in ``work``: rounds, each a fresh output folder
     where ``rcsa batch`` is started again and again, killed at a seeded random moment in
-    [0.3 s, the uninterrupted run's duration], until one run finishes by itself; the final
-    table of every round is compared with the uninterrupted run's. Rounds go on until
-    ``n_kills`` runs have been killed in all."""
+    [0.3 s, the uninterrupted run's duration], until one run finishes by itself (or
+    ``n_kills`` runs have been killed in all: then a last run without a kill finishes it);
+    the final table of every round is compared with the uninterrupted run's. Rounds go on
+    until ``n_kills`` runs have been killed in all."""
     t0 = time.perf_counter()
     manifest = make_cases(work / "cases", n_cases)
     res = KillResult(values_equal=True)
@@ -175,14 +193,22 @@ def kill_test(work: Path, n_cases: int = 6, n_kills: int = 20, seed: int = 18) -
         res.rounds += 1
         out = work / f"round{res.rounds}"
         finished = False
-        while not finished and res.attempts < 5 * n_kills:
+        while not finished and res.kills < n_kills and res.attempts < 5 * n_kills:
             res.attempts += 1
             before = _done_count(out)
-            code, err = run_batch_process(manifest, out, rng.uniform(0.3, res.reference_s))
+            # every other run: a moment after its first case started (inside a case's work
+            # or the writing of its folder), else any moment of the run
+            if res.attempts % 2:
+                code, err = run_batch_process(manifest, out, rng.uniform(0.3, res.reference_s))
+            else:
+                code, err = run_batch_process(
+                    manifest, out, rng.uniform(0.0, 2 * res.reference_s / n_cases),
+                    after_start=True)
             label = f"round {res.rounds} run {res.attempts}"
             if code is None:
                 res.kills += 1
                 res.kills_with_progress += _done_count(out) > before
+                res.kills_in_a_case += res.attempts % 2 == 0
             elif code == 0:
                 finished = True
             else:
@@ -191,7 +217,7 @@ def kill_test(work: Path, n_cases: int = 6, n_kills: int = 20, seed: int = 18) -
             if "Traceback" in err:
                 res.problems.append(f"{label}: traceback on stderr: {err[-1500:]}")
             res.problems += [f"after {label}: {p}" for p in check_whole(out)]
-        if not finished:  # attempts exhausted: finish the round without a kill
+        if not finished:  # enough kills (or attempts exhausted): finish without a kill
             code, err = run_batch_process(manifest, out)
             if code != 0:
                 res.problems.append(f"round {res.rounds} final run: exit {code}: {err[-1500:]}")
