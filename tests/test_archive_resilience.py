@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import _dicom_factory as f
-from rcsa.batch.discover import discover
+from rcsa.batch import discover
 from rcsa.errors import CorruptFileError, DuplicateSliceError, SliceSpacingError
 from rcsa.io import load
 

@@ -50,7 +50,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: Lowest first. A unit may import from its own unit and from units of lower layers only.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("rcsa", "errors", "anatomy", "cases", "_lazy"),
+    ("rcsa", "errors", "anatomy", "cases", "_lazy", "logs"),
     ("outputs", "io"),
     ("levels",),
     ("config",),
