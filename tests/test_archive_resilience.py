@@ -131,3 +131,29 @@ def test_identical_copies_in_two_folders_load(tmp_path: Path, reference_hu: np.n
     vol = load(tmp_path / "s")
     assert np.array_equal(vol.voxels, reference_hu)
     assert any("dropped 3 duplicate image(s)" in w for w in vol.warnings)
+
+
+def test_decoder_tracebacks_go_to_the_log_file_not_the_console(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A broken JPEG 2000 stream: pydicom's decoder logs an ERROR record with the traceback
+    attached before it raises. The console shows rcsa's one line; ``--log-file`` holds the
+    library's record and its traceback; ``--debug`` shows it on the console."""
+    from typer.testing import CliRunner
+
+    from rcsa.cli import app
+
+    files = f.copy_sample_series(tmp_path / "s")
+    data = bytearray(files[5].read_bytes())
+    start = data.index(b"\xff\x4f\xff\x51")
+    data[start + 2: start + 42] = b"\xff" * 40
+    files[5].write_bytes(bytes(data))
+    log = tmp_path / "rcsa.log"
+    r = CliRunner().invoke(app, ["--log-file", str(log), "info", str(tmp_path / "s")])
+    console = r.output + capfd.readouterr().err
+    assert r.exit_code == 4
+    assert "Traceback" not in console and "pydicom" not in console
+    assert [ln for ln in r.output.splitlines() if ln.strip()][-1].startswith("error:")
+    text = log.read_text()
+    assert "pydicom" in text and "Traceback (most recent call last)" in text
+    r = CliRunner().invoke(app, ["--debug", "info", str(tmp_path / "s")])
+    assert "Traceback" in r.output + capfd.readouterr().err

@@ -44,8 +44,9 @@ def _run_info(path: Path, capfd: pytest.CaptureFixture[str]) -> str:
     if result.exit_code == 0:
         return "loaded"
     assert result.exit_code in (3, 4), f"{path}: exit {result.exit_code}\n{text[-3000:]}"
-    errors = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1, text[-3000:]
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], text[-3000:]  # one line, last
     return "refused"
 
 

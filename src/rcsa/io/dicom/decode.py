@@ -36,7 +36,10 @@ def _decode(h: _Header) -> npt.NDArray[Any]:
     except Exception as exc:
         ts = getattr(getattr(h.ds, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(ts, "name", str(ts))
-        raise CorruptFileError(f"pixel data cannot be decoded ({name}): {exc}", h.path) from exc
+        # the decoders' messages span lines (one per backend tried): one line, as every
+        # rcsa error is
+        why = "; ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+        raise CorruptFileError(f"pixel data cannot be decoded ({name}): {why}", h.path) from exc
     if unread is not None and getattr(unread, "value", b"") is None:
         h.ds[0x7FE00010] = unread
     if arr.ndim != 2:

@@ -62,7 +62,8 @@ class _Header:
         try:
             return self.ds.get(keyword, default)
         except Exception as exc:  # pydicom converts lazily and raises many types
-            raise CorruptFileError(f"DICOM attribute {keyword} cannot be parsed ({exc})",
+            why = " ".join(str(exc).split())
+            raise CorruptFileError(f"DICOM attribute {keyword} cannot be parsed ({why})",
                                    self.path) from exc
 
     @property
@@ -99,7 +100,8 @@ class _Header:
         except CorruptFileError:
             raise
         except Exception as exc:
-            raise CorruptFileError(f"damaged DICOM header ({exc})", self.path) from exc
+            why = " ".join(str(exc).split())
+            raise CorruptFileError(f"damaged DICOM header ({why})", self.path) from exc
 
     @property
     def has_series_uid(self) -> bool:
@@ -191,7 +193,8 @@ def _read_header(path: Path) -> Dataset | None:
     except OSError as exc:
         raise InputNotReadableError(f"cannot read file ({exc.strerror or exc})", path) from exc
     except Exception as exc:  # pydicom raises many types on malformed data
-        raise CorruptFileError(f"DICOM header cannot be parsed ({exc})", path) from exc
+        why = " ".join(str(exc).split())
+        raise CorruptFileError(f"DICOM header cannot be parsed ({why})", path) from exc
     truncated = _truncation(ds, path)
     if truncated:
         raise CorruptFileError(f"file truncated: {truncated}", path)
