@@ -157,3 +157,31 @@ def test_decoder_tracebacks_go_to_the_log_file_not_the_console(
     assert "pydicom" in text and "Traceback (most recent call last)" in text
     r = CliRunner().invoke(app, ["--debug", "info", str(tmp_path / "s")])
     assert "Traceback" in r.output + capfd.readouterr().err
+
+
+def test_itk_warnings_go_to_the_log_not_stderr(tmp_path: Path,
+                                               capfd: pytest.CaptureFixture[str]) -> None:
+    """ITK prints its warnings from C++ to stderr; rcsa.logs routes them into the
+    ``SimpleITK`` logger (log file, --debug). Trigger: SimpleITK's series reader on a series
+    with missing slices warns "Non uniform sampling"."""
+    import logging
+
+    import SimpleITK as sitk
+
+    import rcsa.io.image  # noqa: F401  (installs the forwarder on import)
+    from rcsa.logs import configure
+
+    log = tmp_path / "rcsa.log"
+    configure(False, log)
+    try:
+        files = [str(p) for p in f.sample_files()]
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(files[:3] + files[5:8])
+        reader.Execute()
+        for h in logging.getLogger().handlers:
+            h.flush()
+        err = capfd.readouterr().err
+        assert "Non uniform sampling" not in err and "WARNING: In" not in err
+        assert "SimpleITK" in log.read_text() and "Non uniform sampling" in log.read_text()
+    finally:
+        configure(False, None)

@@ -11,7 +11,8 @@ ERROR level with a traceback attached ("Traceback (most recent call last)"), and
 * log file (:func:`configure` ``log_file``, ``rcsa --log-file``, or ``OUT/batch.log`` for
   ``rcsa batch``): every record at DEBUG and above from rcsa and the libraries, with
   tracebacks, and Python warnings (``py.warnings``);
-* ITK's own warnings (printed by C++ straight to stderr) are turned off unless ``--debug``.
+* ITK's own warnings (printed by C++ straight to stderr) are routed into the ``SimpleITK``
+  logger (or, with an old SimpleITK, turned off unless ``--debug``).
 
 The settings travel to worker processes through the environment (:data:`ENV_DEBUG`,
 :data:`ENV_LOG_FILE`): a spawned batch worker calls :func:`configure_from_env`.
@@ -24,6 +25,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 #: Loggers of the libraries rcsa reads and decodes images with.
 THIRD_PARTY = ("pydicom", "pylibjpeg", "openjpeg", "libjpeg", "rle", "gdcm", "SimpleITK",
@@ -122,15 +124,54 @@ def configure_from_env() -> None:
     configure(os.environ.get(ENV_DEBUG) == "1", os.environ.get(ENV_LOG_FILE) or None)
 
 
+_ITK_LOGGER: Any = None  # the forwarder installed as ITK's global logger (kept alive here)
+
+
+def _itk_forwarder(sitk: Any) -> Any:
+    """A SimpleITK ``LoggerBase`` that hands ITK's messages to the ``SimpleITK`` logger."""
+    log = logging.getLogger("SimpleITK")
+
+    def one_line(text: str) -> str:
+        return " ".join(str(text).split())
+
+    class Forward(sitk.LoggerBase):  # type: ignore[misc]
+        def DisplayText(self, text: str) -> None:
+            log.info(one_line(text))
+
+        def DisplayGenericOutputText(self, text: str) -> None:
+            log.info(one_line(text))
+
+        def DisplayDebugText(self, text: str) -> None:
+            log.debug(one_line(text))
+
+        def DisplayWarningText(self, text: str) -> None:
+            log.warning(one_line(text))
+
+        def DisplayErrorText(self, text: str) -> None:
+            log.error(one_line(text))
+
+    return Forward()
+
+
 def quiet_itk(debug: bool | None = None) -> None:
-    """ITK / SimpleITK print their warnings from C++ straight to stderr: off unless debug
-    (they are never needed: SimpleITK raises on a file it cannot read, and rcsa turns that
-    into a typed error). Also GDCM's, when it is installed."""
+    """ITK / SimpleITK print their warnings from C++ straight to stderr. Route them into the
+    ``SimpleITK`` logger instead (SimpleITK's global ITK logger: log file, ``--debug``); where
+    that is unavailable, switch them off unless debug (they are never needed: SimpleITK
+    raises on a file it cannot read, and rcsa turns that into a typed error). Also GDCM's,
+    when it is installed."""
+    global _ITK_LOGGER
     if debug is None:
         debug = os.environ.get(ENV_DEBUG) == "1"
     sitk = sys.modules.get("SimpleITK")  # not imported here (slow): rcsa.io.image calls this
     if sitk is not None:
-        sitk.ProcessObject.SetGlobalWarningDisplay(debug)
+        if _ITK_LOGGER is None:
+            try:
+                forwarder = _itk_forwarder(sitk)
+                forwarder.SetAsGlobalITKLogger()
+                _ITK_LOGGER = forwarder
+            except Exception:  # an old SimpleITK without LoggerBase
+                _ITK_LOGGER = False
+        sitk.ProcessObject.SetGlobalWarningDisplay(bool(_ITK_LOGGER) or debug)
     gdcm = sys.modules.get("gdcm")  # not a dependency; quiet it when something loaded it
     if gdcm is not None:  # pragma: no cover - not installed here
         try:
