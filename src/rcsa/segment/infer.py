@@ -26,6 +26,15 @@ ASYMMETRY_RATIO = 2.0
 #: A structure whose test-time agreement (:func:`tta_agreement`) is below this is marked
 #: ``needs_review`` (docs/segment.md, "Confidence": chosen on the cross-subject probes).
 NEEDS_REVIEW_BELOW = 0.85
+#: Muscles that anatomy puts on every slice of these levels (both sides): when one is not
+#: found there, its ``seg_confidence`` is 0 and it needs review (psoas major arises from
+#: T12-L4 and runs past L5; the paraspinal muscles fill the grooves at every spinal level;
+#: both gluteal muscles lie at the sacroiliac joints and above the femoral heads).
+EXPECTED_AT_LEVEL: dict[str, tuple[str, ...]] = {
+    **{lv: ("multifidus", "erector_spinae") for lv in ("T11", "T12")},
+    **{lv: ("multifidus", "erector_spinae", "psoas") for lv in ("L1", "L2", "L3", "L4", "L5")},
+    **{lv: ("gluteus_maximus", "gluteus_medius") for lv in ("sij_lower", "femoral_head_top")},
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -386,10 +395,15 @@ def segment(
                     pp[banned] = 0.0
                 pass_labels.append(pp.argmax(0))
             agreement = tta_agreement(resample_labels(labels, model_shape), pass_labels, cmap)
+            for c in cmap.classes:
+                if c.muscle in EXPECTED_AT_LEVEL.get(name, ()) and c.name not in agreement:
+                    agreement[c.name] = 0.0  # anatomy says it is there; the model missed it
         flags = _flags(labels, conf, cmap, info)
-        flags += tuple(f"needs review: {n} (test-time agreement {v:.2f} < "
-                       f"{NEEDS_REVIEW_BELOW})" for n, v in agreement.items()
-                       if v < NEEDS_REVIEW_BELOW)
+        flags += tuple(
+            f"needs review: {n} " + (f"(test-time agreement {v:.2f} < {NEEDS_REVIEW_BELOW})"
+                                     if n not in cmap.names or (labels == cmap.id_of(n)).any()
+                                     else f"expected at {name}, not found")
+            for n, v in agreement.items() if v < NEEDS_REVIEW_BELOW)
         out.append(
             LevelSegmentation(
                 level=name, slice_index=k, z_mm=ct.slice_z_mm(k), labels=labels,
@@ -427,7 +441,9 @@ def write_outputs(result: SegmentationResult, ct: CTVolume, out_dir: Any) -> dic
     labels_json.write_text(json.dumps(result.class_map.labels_dict(), indent=1) + "\n")
     pngs = []
     for lv in result.levels:
-        lines = tuple(f"flag: {f}" for f in lv.flags[:4])
+        review = [f"needs review: {n} ({lv.seg_confidence[n]:.2f})" for n in lv.needs_review]
+        lines = tuple(review[:4]) + tuple(f"flag: {f}" for f in lv.flags
+                                          if not f.startswith("needs review"))[:4]
         pngs.append(
             overlay_png(
                 ct.hu()[lv.slice_index], lv.labels, result.class_map,
