@@ -43,7 +43,9 @@ QUANTITIES: dict[str, str] = {
 BOTH_ONLY: dict[str, str] = {"asymmetry_pct": "%"}
 #: Per muscle and side (not both): the segmentation's confidence (0..1) and whether it is
 #: below the model's review threshold (docs/segment.md, "Confidence").
-SEG_QUANTITIES: dict[str, str] = {"seg_confidence": "", "seg_needs_review": "bool"}
+#: ``seg_needs_review`` is 1.0 (needs review) or 0.0, a number like every other value of the
+#: long table.
+SEG_QUANTITIES: dict[str, str] = {"seg_confidence": "", "seg_needs_review": "1 = yes"}
 BODY_QUANTITIES: dict[str, str] = {"csa_mm2": "mm2", "mean_hu": "HU"}
 RCSA_UNITS = {"vertebral_body": "ratio", "height2": "mm2/m2", "none": ""}
 VERTEBRAL_BODY = "vertebral_body"
@@ -206,9 +208,9 @@ def _seg_rows(ll: LevelLabels | None, lv: str, muscle: str, side: str, problem: 
         return [Measurement(lv, muscle, side, q, None, u, reason=reason)
                 for q, u in SEG_QUANTITIES.items()]
     below = ll.needs_review_below if ll is not None else None
-    review = None if below is None else bool(conf < below)
+    review = None if below is None else float(conf < below)
     return [Measurement(lv, muscle, side, "seg_confidence", float(conf), ""),
-            Measurement(lv, muscle, side, "seg_needs_review", review, "bool",
+            Measurement(lv, muscle, side, "seg_needs_review", review, "1 = yes",
                         reason="" if review is not None else "no review threshold")]
 
 

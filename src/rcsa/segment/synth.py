@@ -146,9 +146,11 @@ def _fat_texture(shape: tuple[int, ...], rng: Rng, mean_hu: float = -100.0,
         rng.normal(0, 1.6, shape), 0.7)), np.float32)
 
 
-def atrophy(d: Sample, rng: Rng, pixel_mm: float = 2.0, max_mm: float = 5.0) -> Sample:
-    """Erode each muscle class by 1-``max_mm`` mm (per muscle, both sides alike); the eroded
-    ring becomes fat (-100 +- 15 HU) and background."""
+def atrophy(d: Sample, rng: Rng, pixel_mm: float = 2.0, max_mm: float = 5.0,
+            max_share: float = 1.0 / 3.0) -> Sample:
+    """Erode each muscle class by 1-``max_mm`` mm (per muscle, both sides alike), at most
+    ``max_share`` of its largest inner distance; the eroded ring becomes fat (-100 +- 15 HU)
+    and background."""
     lab = _arr(d, "label")[0].astype(np.int64)
     ring = np.zeros(lab.shape, bool)
     for left in MUSCLE_IDS[::2]:
@@ -158,7 +160,10 @@ def atrophy(d: Sample, rng: Rng, pixel_mm: float = 2.0, max_mm: float = 5.0) -> 
         for cid in (left, left + 1):
             m = lab == cid
             if m.any():
-                ring |= m & (ndimage.distance_transform_edt(m) <= depth)
+                dist = ndimage.distance_transform_edt(m)
+                # never more than a third of the muscle's half-thickness: a thin muscle (the
+                # gluteus medius' sliver at L5) thins, it does not vanish
+                ring |= m & (dist <= min(depth, max_share * float(dist.max())))
     if not ring.any():
         return d
     out = dict(d)
