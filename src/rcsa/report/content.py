@@ -227,7 +227,7 @@ def muscle_table(run: RunFolder) -> tuple[list[dict[str, Any]], list[dict[str, A
         review = q.get("seg_needs_review", {}).get("value")
         conf = q.get("seg_confidence", {}).get("value")
         if review:
-            flags.append(f"segmentation needs review (confidence {float(conf):.2f})")
+            flags.append(f"segmentation needs review (confidence {float(conf or 0.0):.2f})")
         csa = q["csa_mm2"]
         rows.append({
             "level": level,
