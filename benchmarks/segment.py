@@ -9,8 +9,9 @@ Rows:
 
 1. **rcsa** ``rcsa.segment.segment`` with the shipped model on the abdomen-pelvis sample at
    its five reference levels (L3 k72, L4 k62, L5 k50, sij_lower k31, femoral_head_top k19),
-   without and with left-right flip TTA: median seconds per level slice (model loading and
-   checksum excluded, reported separately).
+   without and with left-right flip TTA (no confidence passes), and with the confidence
+   passes that ``segment`` runs by default (original, mirrored and zoomed input in one batch):
+   median seconds per level slice (model loading and checksum excluded, reported separately).
 2. **peer** the same scan through a 3-D SegResNet configured as MONAI's
    ``wholeBody_ct_segmentation`` bundle (``configs/inference.json``: SegResNet
    spatial_dims 3, init_filters 32, blocks_down [1, 2, 2, 4], blocks_up [1, 1, 1], 105
@@ -53,15 +54,16 @@ def main() -> None:
     model = load_model()
     t_load = time.perf_counter() - t
     rows = []
-    for tta in (False, True):
-        segment(ct, {"L3": 72}, model=model, tta=tta)  # warm-up
+    for tta, conf, label in ((False, False, ""), (True, False, " + flip TTA"),
+                             (False, True, " + confidence passes (default)")):
+        segment(ct, {"L3": 72}, model=model, tta=tta, confidence=conf)  # warm-up
         times = []
         for _ in range(a.repeat):
             t = time.perf_counter()
-            segment(ct, LEVELS, model=model, tta=tta)
+            segment(ct, LEVELS, model=model, tta=tta, confidence=conf)
             times.append(time.perf_counter() - t)
         med = statistics.median(times)
-        rows.append((f"rcsa 2.5-D BasicUNet{' + flip TTA' if tta else ''}", med, med / len(LEVELS)))
+        rows.append((f"rcsa 2.5-D BasicUNet{label}", med, med / len(LEVELS)))
 
     peer = None
     if not a.skip_peer:

@@ -167,3 +167,20 @@ def test_single_slice_with_level_runs_with_progress_on_a_terminal(
                   "finding the levels", "segmenting 1 level(s): L3", "measuring",
                   f"writing {tmp_path / 'tty'}"):
         assert re.search(rf"done {re.escape(stage)} \(\d+\.\d s\)", text), (stage, text)
+
+
+def test_run_carries_the_segmentation_confidence(run_out: Path) -> None:
+    """Per muscle side and level: seg_confidence in [0, 1] and seg_needs_review, the flag
+    agreeing with the model's threshold (issue 16)."""
+    from rcsa.segment.infer import NEEDS_REVIEW_BELOW
+
+    w = pd.read_csv(run_out / "features.csv").iloc[0]
+    conf_cols = [c for c in w.index if c.endswith("_seg_confidence")]
+    assert "L3_psoas_left_seg_confidence" in conf_cols
+    assert not any(c.endswith("_both_seg_confidence") for c in conf_cols)
+    measured = [c for c in conf_cols if not pd.isna(w[c])]
+    assert measured
+    for c in measured:
+        assert 0.0 <= w[c] <= 1.0
+        review = w[c.replace("_seg_confidence", "_seg_needs_review")]
+        assert bool(review) == (w[c] < NEEDS_REVIEW_BELOW), c

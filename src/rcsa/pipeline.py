@@ -407,10 +407,22 @@ def check_output_dir(out_dir: Path, overwrite: bool) -> None:
 def _level_lines(result: ScanResult, level: str) -> list[str]:
     m = result.measurements
     lines = []
+    conf = {(r.structure, r.side): r.value for r in m.rows
+            if r.level == level and r.quantity == "seg_confidence" and r.value is not None}
+    review = {(r.structure, r.side) for r in m.rows
+              if r.level == level and r.quantity == "seg_needs_review" and r.value}
     for r in m.rows:
         if r.level == level and r.quantity == "csa_mm2" and r.value is not None and \
                 r.side in ("left", "right", ""):
-            lines.append(f"{r.structure} {r.side}: {r.value:.0f} mm2".replace("  ", " "))
+            line = f"{r.structure} {r.side}: {r.value:.0f} mm2".replace("  ", " ")
+            c = conf.get((r.structure, r.side))
+            if c is not None:
+                line += f", confidence {c:.2f}"
+                if (r.structure, r.side) in review:
+                    line += " NEEDS REVIEW"
+            lines.append(line)
+    lines += [f"{s} {side}: not found, NEEDS REVIEW" for (s, side) in sorted(review)
+              if not conf.get((s, side))]
     return lines
 
 

@@ -28,10 +28,13 @@ def labels_at_levels(
 def labels_from_segmentation(result: Any) -> dict[str, LevelLabels]:
     """``{level: LevelLabels}`` from an ``rcsa.segment`` result (duck-typed: torch-free)."""
     out: dict[str, LevelLabels] = {}
-    source = str(getattr(result, "model_info", {}).get("name", "rcsa model"))
+    info = getattr(result, "model_info", {})
+    source = str(info.get("name", "rcsa model"))
+    below = info.get("needs_review_below")
     for lv in result.levels:
         out[lv.level] = LevelLabels(
             lv.level, int(lv.slice_index), np.asarray(lv.labels), lv.class_map, source,
-            tuple(lv.flags),
+            tuple(lv.flags), dict(getattr(lv, "seg_confidence", {}) or {}),
+            float(below) if below is not None else None,
         )
     return out

@@ -41,6 +41,11 @@ QUANTITIES: dict[str, str] = {
     "rcsa": "",  # unit depends on the normaliser (see RCSA_UNITS)
 }
 BOTH_ONLY: dict[str, str] = {"asymmetry_pct": "%"}
+#: Per muscle and side (not both): the segmentation's confidence (0..1) and whether it is
+#: below the model's review threshold (docs/segment.md, "Confidence").
+#: ``seg_needs_review`` is 1.0 (needs review) or 0.0, a number like every other value of the
+#: long table.
+SEG_QUANTITIES: dict[str, str] = {"seg_confidence": "", "seg_needs_review": "1 = yes"}
 BODY_QUANTITIES: dict[str, str] = {"csa_mm2": "mm2", "mean_hu": "HU"}
 RCSA_UNITS = {"vertebral_body": "ratio", "height2": "mm2/m2", "none": ""}
 VERTEBRAL_BODY = "vertebral_body"
@@ -80,6 +85,8 @@ def wide_columns(config: RcsaConfig | None = None) -> list[str]:
         for side in SIDES:
             for q in QUANTITIES:
                 cols.append(f"{lv}_{m}_{side}_{q}")
+            if side != "both":
+                cols += [f"{lv}_{m}_{side}_{q}" for q in SEG_QUANTITIES]
             if side == "both":
                 cols += [f"{lv}_{m}_both_{q}" for q in BOTH_ONLY]
         cols += [f"{lv}_{m}_flags", f"{lv}_{m}_reason"]
@@ -189,6 +196,24 @@ def _stats_rows(
     return rows
 
 
+def _seg_rows(ll: LevelLabels | None, lv: str, muscle: str, side: str, problem: str
+              ) -> list[Measurement]:
+    """``seg_confidence`` and ``seg_needs_review`` of one muscle side (None with a reason
+    when the labels carry no confidence)."""
+    name = f"{muscle}_{side}"
+    conf = ll.seg_confidence.get(name) if ll is not None else None
+    if conf is None:
+        reason = problem or ("no segmentation confidence for these labels" if ll is None
+                             or not ll.seg_confidence else f"{name} not segmented")
+        return [Measurement(lv, muscle, side, q, None, u, reason=reason)
+                for q, u in SEG_QUANTITIES.items()]
+    below = ll.needs_review_below if ll is not None else None
+    review = None if below is None else float(conf < below)
+    return [Measurement(lv, muscle, side, "seg_confidence", float(conf), ""),
+            Measurement(lv, muscle, side, "seg_needs_review", review, "1 = yes",
+                        reason="" if review is not None else "no review threshold")]
+
+
 def measure(
     ct: CTVolume,
     level_map: LevelMap,
@@ -264,6 +289,8 @@ def measure(
         for side in ("left", "right"):
             rows += _stats_rows(lv, muscle, side, side_stats[side], side_reason[side],
                                 side_flag[side])
+            rows += _seg_rows(labels.get(lv) if not problem else None, lv, muscle, side,
+                              problem)
         left, right = side_stats["left"], side_stats["right"]
         both_ok = left is not None and right is not None and left.n_pixels and right.n_pixels
         both = pooled(left, right) if both_ok and left and right else None

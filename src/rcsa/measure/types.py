@@ -6,7 +6,8 @@ They sit below :mod:`rcsa.measure.table` (which computes rows) and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,11 @@ class LevelLabels:
     class_map: ClassMap
     source: str = ""
     flags: tuple[str, ...] = ()
+    #: per structure the segmentation's confidence (rcsa model: test-time agreement, 0..1);
+    #: empty for labels that come without one
+    seg_confidence: Mapping[str, float] = field(default_factory=dict)
+    #: below this ``seg_confidence`` a structure needs review
+    needs_review_below: float | None = None
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,10 @@ def muscle_table(run: RunFolder) -> tuple[list[dict[str, Any]], list[dict[str, A
                 envelopes[id(rng)]["rows"].append(f"{level} {structure} {side}".strip())
                 if rng.check(values[name]):
                     out_of_range.append(name)
+        review = q.get("seg_needs_review", {}).get("value")
+        conf = q.get("seg_confidence", {}).get("value")
+        if review:
+            flags.append(f"segmentation needs review (confidence {float(conf or 0.0):.2f})")
         csa = q["csa_mm2"]
         rows.append({
             "level": level,
@@ -232,6 +236,7 @@ def muscle_table(run: RunFolder) -> tuple[list[dict[str, Any]], list[dict[str, A
             "side": side,
             **values,
             "rcsa_unit": q["rcsa"]["unit"] if "rcsa" in q else "",
+            "seg_confidence": conf,
             "flags": flags,
             "out_of_range": out_of_range,
             "reason": csa["reason"] if csa["value"] is None else "",

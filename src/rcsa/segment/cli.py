@@ -119,13 +119,24 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
             int, typer.Option("--swa-epochs", help="Export the mean of the last N epochs' "
                               "weights (stochastic weight averaging); 0 = off.")
         ] = 0,
+        synth: Annotated[
+            str, typer.Option("--synth", help="Label-aware synthetic variation: families "
+                              "and / or groups (tissue, acquisition, all), comma-separated; "
+                              "see docs/segment.md.")
+        ] = "",
         slice_step: Annotated[int, typer.Option("--slice-step", hidden=True)] = 1,
     ) -> None:
         """Train the 2.5-D segmentation network (CPU; CUDA when present)."""
         try:
             from rcsa.segment.data import Preprocessing
             from rcsa.segment.model import DEFAULT_ARCH
+            from rcsa.segment.synth import expand
             from rcsa.segment.train import TrainConfig, train
+
+            try:
+                families = expand(synth)
+            except ValueError as exc:
+                raise InputError(f"--synth: {exc}") from exc
 
             arch = dict(DEFAULT_ARCH)
             arch["features"] = [int(f) for f in features.split(",")]
@@ -136,6 +147,7 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
                 pre=Preprocessing(spacing_mm=spacing, context_slices=context, patch_size=patch,
                                   harmonise_fwhm_mm=harmonise),
                 early_stop_patience=patience, max_minutes=max_minutes, swa_epochs=swa_epochs,
+                synth=families,
             )
             summary = train(manifest, out_dir, cfg, resume=resume,
                             log=lambda s: err.print(s, highlight=False))

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from rcsa.errors import InputError
 from rcsa.io import CTVolume, Geometry
 from rcsa.segment.classes import ClassMap
-from rcsa.segment.data import probabilities_to_native, slice_stack
+from rcsa.segment.data import probabilities_to_native, resample_labels, slice_stack
 from rcsa.segment.model import LoadedModel, load_model
 from rcsa.segment.postprocess import banned_classes, gluteal_ceiling, postprocess
 
@@ -23,6 +23,18 @@ from rcsa.segment.postprocess import banned_classes, gluteal_ceiling, postproces
 LOW_CONFIDENCE = 0.75
 #: Left/right area ratio outside [1/x, x] gets a QC flag.
 ASYMMETRY_RATIO = 2.0
+#: A structure whose test-time agreement (:func:`tta_agreement`) is below this is marked
+#: ``needs_review`` (docs/segment.md, "Confidence": chosen on the cross-subject probes).
+NEEDS_REVIEW_BELOW = 0.85
+#: Muscles that anatomy puts on every slice of these levels (both sides): when one is not
+#: found there, its ``seg_confidence`` is 0 and it needs review (psoas major arises from
+#: T12-L4 and runs past L5; the paraspinal muscles fill the grooves at every spinal level;
+#: both gluteal muscles lie at the sacroiliac joints and above the femoral heads).
+EXPECTED_AT_LEVEL: dict[str, tuple[str, ...]] = {
+    **{lv: ("multifidus", "erector_spinae") for lv in ("T11", "T12")},
+    **{lv: ("multifidus", "erector_spinae", "psoas") for lv in ("L1", "L2", "L3", "L4", "L5")},
+    **{lv: ("gluteus_maximus", "gluteus_medius") for lv in ("sij_lower", "femoral_head_top")},
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,6 +50,14 @@ class LevelSegmentation:
     confidence: Mapping[str, float] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
     postprocessing: Mapping[str, int] = field(default_factory=dict)
+    #: per predicted structure: agreement of the test-time passes with the result
+    #: (:func:`tta_agreement`, 0..1); empty when segmented without ``confidence``
+    seg_confidence: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def needs_review(self) -> tuple[str, ...]:
+        """Structures whose :attr:`seg_confidence` is below :data:`NEEDS_REVIEW_BELOW`."""
+        return tuple(n for n, v in self.seg_confidence.items() if v < NEEDS_REVIEW_BELOW)
 
     @property
     def pixel_area_mm2(self) -> float:
@@ -147,18 +167,26 @@ def _pad_to(x: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, tuple
     return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)), (ph // 2, pw // 2)
 
 
-def predict_stacks(net: torch.nn.Module, images: Sequence[npt.NDArray[np.float32]],
-                   device: torch.device, roi: int, tta: bool = False,
-                   perm: Sequence[int] | None = None) -> list[npt.NDArray[np.float32]]:
-    """Soft-max probabilities (C,H,W) for each (channels,H,W) input.
+#: Scale of the test-time zoom pass used for the confidence (the body shown 0.8x as large,
+#: i.e. as a smaller patient with more air around it).
+TTA_SCALE = 0.8
+PASSES = ("orig", "flip", "scale")
+
+
+def predict_passes(net: torch.nn.Module, images: Sequence[npt.NDArray[np.float32]],
+                   device: torch.device, roi: int, passes: Sequence[str] = ("orig",),
+                   perm: Sequence[int] | None = None, scale: float = TTA_SCALE
+                   ) -> dict[str, list[npt.NDArray[np.float32]]]:
+    """Soft-max probabilities (C,H,W) of each (channels,H,W) input, per test-time pass.
 
     The network sees the body's bounding box (:func:`body_box`); outside it every pixel is
     background with probability 1. A box that fits in ``roi`` x ``roi`` pixels (the training
     crop) is zero-padded (= air after normalisation, as training crops at the edge of the
-    field of view are) to exactly that size, and all such boxes run as one batch; a larger box
-    is covered by a sliding window of ``roi`` pixels with Gaussian blending. With ``tta``
-    also the left-right mirrored input, mirrored back and with L/R classes swapped
-    (``perm``), averaged.
+    field of view are) to exactly that size, and all such boxes of all passes run as one
+    batch; a larger box is covered by a sliding window of ``roi`` pixels with Gaussian
+    blending. Passes: ``orig``; ``flip`` the left-right mirrored input, mirrored back with the
+    L/R classes swapped (``perm``); ``scale`` the box zoomed by ``scale`` (bilinear), the
+    probabilities zoomed back.
     """
     from monai.inferers.utils import sliding_window_inference
 
@@ -171,42 +199,62 @@ def predict_stacks(net: torch.nn.Module, images: Sequence[npt.NDArray[np.float32
         assert isinstance(out, torch.Tensor)
         return out
 
-    def run(x: torch.Tensor) -> torch.Tensor:
-        logits = forward(x)
-        if tta:
-            flipped = torch.flip(forward(torch.flip(x, dims=(-1,))), dims=(-1,))
-            if perm is not None:
-                flipped = flipped[:, list(perm)]
-            return (torch.softmax(logits, dim=1) + torch.softmax(flipped, dim=1)) / 2
-        return torch.softmax(logits, dim=1)
-
     boxes = [body_box(im) for im in images]
-    crops: list[torch.Tensor] = []
-    offsets: list[tuple[int, int]] = []
-    for im, (r0, r1, c0, c1) in zip(images, boxes, strict=True):
-        crop, off = _pad_to(torch.as_tensor(np.ascontiguousarray(im[:, r0:r1, c0:c1])),
-                            (roi, roi))
-        crops.append(crop)
-        offsets.append(off)
-    fits = [i for i, c in enumerate(crops) if tuple(c.shape[-2:]) == (roi, roi)]
-    crop_probs: dict[int, torch.Tensor] = {}
+    # one network input per (pass, image): (tensor, offsets, pass, image index, box size)
+    jobs: list[tuple[torch.Tensor, tuple[int, int], str, int, tuple[int, int]]] = []
+    for i, (im, (r0, r1, c0, c1)) in enumerate(zip(images, boxes, strict=True)):
+        x = torch.as_tensor(np.ascontiguousarray(im[:, r0:r1, c0:c1]))
+        for ps in passes:
+            if ps == "orig":
+                xi = x
+            elif ps == "flip":
+                xi = torch.flip(x, dims=(-1,))
+            elif ps == "scale":
+                size = (max(16, round(x.shape[-2] * scale)), max(16, round(x.shape[-1] * scale)))
+                xi = F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)[0]
+            else:
+                raise ValueError(f"unknown test-time pass {ps!r}")
+            crop, off = _pad_to(xi, (roi, roi))
+            jobs.append((crop, off, ps, i, (int(xi.shape[-2]), int(xi.shape[-1]))))
+    probs: dict[int, torch.Tensor] = {}
     with torch.no_grad():
+        fits = [j for j, job in enumerate(jobs) if tuple(job[0].shape[-2:]) == (roi, roi)]
         if fits:
-            batch = run(torch.stack([crops[i] for i in fits]).to(device))
-            crop_probs.update(zip(fits, batch, strict=True))
-        for i, c in enumerate(crops):
-            if i not in crop_probs:
-                crop_probs[i] = run(c[None].to(device))[0]
-    out: list[npt.NDArray[np.float32]] = []
-    for i, im in enumerate(images):
+            batch = torch.softmax(forward(torch.stack([jobs[j][0] for j in fits]).to(device)),
+                                  dim=1)
+            probs.update(zip(fits, batch, strict=True))
+        for j, job in enumerate(jobs):
+            if j not in probs:
+                probs[j] = torch.softmax(forward(job[0][None].to(device)), dim=1)[0]
+    out: dict[str, list[npt.NDArray[np.float32]]] = {ps: [] for ps in passes}
+    for j, (_crop, (oy, ox), ps, i, (h, w)) in enumerate(jobs):
         r0, r1, c0, c1 = boxes[i]
-        oy, ox = offsets[i]
-        p = crop_probs[i][:, oy : oy + r1 - r0, ox : ox + c1 - c0].cpu().numpy()
-        full = np.zeros((p.shape[0], *im.shape[1:]), np.float32)
+        p = probs[j][:, oy : oy + h, ox : ox + w]
+        if ps == "flip":
+            p = torch.flip(p, dims=(-1,))
+            if perm is not None:
+                p = p[list(perm)]
+        elif ps == "scale":
+            p = F.interpolate(p[None], size=(r1 - r0, c1 - c0), mode="bilinear",
+                              align_corners=False)[0]
+        full = np.zeros((p.shape[0], *images[i].shape[1:]), np.float32)
         full[0] = 1.0
-        full[:, r0:r1, c0:c1] = p
-        out.append(full)
+        full[:, r0:r1, c0:c1] = p.cpu().numpy()
+        out[ps].append(full)
     return out
+
+
+def predict_stacks(net: torch.nn.Module, images: Sequence[npt.NDArray[np.float32]],
+                   device: torch.device, roi: int, tta: bool = False,
+                   perm: Sequence[int] | None = None) -> list[npt.NDArray[np.float32]]:
+    """Soft-max probabilities (C,H,W) for each (channels,H,W) input (:func:`predict_passes`);
+    with ``tta`` the mean of the original and the left-right mirrored pass."""
+    passes = ("orig", "flip") if tta else ("orig",)
+    res = predict_passes(net, images, device, roi, passes, perm)
+    if not tta:
+        return res["orig"]
+    return [np.asarray((a + b) / 2, np.float32)
+            for a, b in zip(res["orig"], res["flip"], strict=True)]
 
 
 def predict_stack(net: torch.nn.Module, image: npt.NDArray[np.float32], device: torch.device,
@@ -214,6 +262,32 @@ def predict_stack(net: torch.nn.Module, image: npt.NDArray[np.float32], device: 
                   ) -> npt.NDArray[np.float32]:
     """:func:`predict_stacks` for one input."""
     return predict_stacks(net, [image], device, roi, tta, perm)[0]
+
+
+def tta_agreement(final: npt.NDArray[Any], passes: Sequence[npt.NDArray[Any]],
+                  cmap: ClassMap) -> dict[str, float]:
+    """Per structure present in ``final`` (labels at the model's spacing): the mean Dice
+    between it and the arg-max of each test-time pass (same grid); 1 = every pass agrees.
+    Also ``autochthon_left`` / ``_right`` (multifidus + erector spinae together, whose split
+    is rule-derived)."""
+    groups: dict[str, tuple[int, ...]] = {c.name: (c.id,) for c in cmap.classes if c.id != 0}
+    for side in ("left", "right"):
+        ids = tuple(c.id for c in cmap.classes
+                    if c.side == side and c.muscle in ("multifidus", "erector_spinae"))
+        if ids:
+            groups[f"autochthon_{side}"] = ids
+    out: dict[str, float] = {}
+    for name, ids in groups.items():
+        f = np.isin(final, ids)
+        nf = int(f.sum())
+        if nf == 0:
+            continue
+        ds = []
+        for p in passes:
+            q = np.isin(p, ids)
+            ds.append(2.0 * float((f & q).sum()) / (nf + int(q.sum())))
+        out[name] = round(float(np.mean(ds)), 3)
+    return out
 
 
 def _flags(labels: npt.NDArray[np.uint8], conf: Mapping[str, float], cmap: ClassMap,
@@ -246,6 +320,7 @@ def segment(
     post: bool = True,
     device: str | None = None,
     level_map: Any = None,
+    confidence: bool = True,
 ) -> SegmentationResult:
     """Segment the axial slice of each level.
 
@@ -260,6 +335,11 @@ def segment(
     (``levels`` itself when it is a LevelMap, else ``level_map``), above the iliac crest or
     anywhere in a scan whose spine is present and pelvis absent
     (:func:`rcsa.segment.postprocess.gluteal_ceiling`).
+
+    ``confidence`` (default) runs the original, mirrored and zoomed passes in one batch and
+    gives each structure its test-time agreement (``seg_confidence``, :func:`tta_agreement`)
+    and, below :data:`NEEDS_REVIEW_BELOW`, a ``needs_review`` mark and QC flag; the
+    probabilities are the original pass (mean with the mirrored one with ``tta``) either way.
     """
     t0 = time.time()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -281,8 +361,19 @@ def segment(
         if not 0 <= k < nk:
             raise InputError(f"level {name}: slice {k} outside the scan (0..{nk - 1})")
     stacks = [slice_stack(ct, k, m.preprocessing) for _, k in pairs]
-    all_probs = predict_stacks(m.network, stacks, dev, m.preprocessing.patch_size, tta, perm)
-    for (name, k), probs in zip(pairs, all_probs, strict=True):
+    passes = ["orig"]
+    if tta or confidence:
+        passes.append("flip")
+    if confidence:
+        passes.append("scale")
+    res = predict_passes(m.network, stacks, dev, m.preprocessing.patch_size, passes, perm)
+    if tta:
+        all_probs = [np.asarray((a + b) / 2, np.float32)
+                     for a, b in zip(res["orig"], res["flip"], strict=True)]
+    else:
+        all_probs = res["orig"]
+    for i, ((name, k), probs) in enumerate(zip(pairs, all_probs, strict=True)):
+        model_shape = (int(probs.shape[1]), int(probs.shape[2]))
         probs = probabilities_to_native(probs, native)
         banned = banned_classes(cmap, name, k, ceiling) if post else []
         if banned:
@@ -294,11 +385,30 @@ def segment(
         pmax = probs.max(0)
         conf = {c.name: round(float(pmax[labels == c.id].mean()), 3)
                 for c in cmap.classes if c.id != 0 and (labels == c.id).any()}
+        agreement: dict[str, float] = {}
+        if confidence:
+            pass_labels = []
+            for ps in passes:
+                pp = res[ps][i]
+                if banned:
+                    pp = pp.copy()
+                    pp[banned] = 0.0
+                pass_labels.append(pp.argmax(0))
+            agreement = tta_agreement(resample_labels(labels, model_shape), pass_labels, cmap)
+            for c in cmap.classes:
+                if c.muscle in EXPECTED_AT_LEVEL.get(name, ()) and c.name not in agreement:
+                    agreement[c.name] = 0.0  # anatomy says it is there; the model missed it
+        flags = _flags(labels, conf, cmap, info)
+        flags += tuple(
+            f"needs review: {n} " + (f"(test-time agreement {v:.2f} < {NEEDS_REVIEW_BELOW})"
+                                     if n not in cmap.names or (labels == cmap.id_of(n)).any()
+                                     else f"expected at {name}, not found")
+            for n, v in agreement.items() if v < NEEDS_REVIEW_BELOW)
         out.append(
             LevelSegmentation(
                 level=name, slice_index=k, z_mm=ct.slice_z_mm(k), labels=labels,
                 spacing_mm=spacing, class_map=cmap, confidence=conf,
-                flags=_flags(labels, conf, cmap, info), postprocessing=info,
+                flags=flags, postprocessing=info, seg_confidence=agreement,
             )
         )
     info_meta = {
@@ -307,6 +417,8 @@ def segment(
         "metadata": str(m.path),
         "sha256": m.metadata.get("weights", {}).get("sha256"),
         "tta": tta,
+        "confidence": "test-time agreement (orig, flip, scale)" if confidence else "off",
+        "needs_review_below": NEEDS_REVIEW_BELOW,
         "postprocessing": post,
         "device": str(dev),
     }
@@ -329,7 +441,9 @@ def write_outputs(result: SegmentationResult, ct: CTVolume, out_dir: Any) -> dic
     labels_json.write_text(json.dumps(result.class_map.labels_dict(), indent=1) + "\n")
     pngs = []
     for lv in result.levels:
-        lines = tuple(f"flag: {f}" for f in lv.flags[:4])
+        review = [f"needs review: {n} ({lv.seg_confidence[n]:.2f})" for n in lv.needs_review]
+        lines = tuple(review[:4]) + tuple(f"flag: {f}" for f in lv.flags
+                                          if not f.startswith("needs review"))[:4]
         pngs.append(
             overlay_png(
                 ct.hu()[lv.slice_index], lv.labels, result.class_map,
@@ -351,6 +465,8 @@ def write_outputs(result: SegmentationResult, ct: CTVolume, out_dir: Any) -> dic
                 "z_mm": round(lv.z_mm, 3),
                 "areas_mm2": {k: round(v, 1) for k, v in lv.areas_mm2().items() if v > 0},
                 "confidence": dict(lv.confidence),
+                "seg_confidence": dict(lv.seg_confidence),
+                "needs_review": list(lv.needs_review),
                 "flags": list(lv.flags),
                 "postprocessing": dict(lv.postprocessing),
             }

@@ -221,6 +221,29 @@ class PreparedSubject:
     class_voxels: Mapping[str, int]
 
 
+#: TotalSegmentator structures that take up intravenous contrast, for the synthetic
+#: contrast-enhancement generator (:mod:`rcsa.segment.synth`): 1 = vessel, 2 = kidney.
+CONTRAST_STRUCTURES: dict[str, int] = {
+    **{n: 1 for n in ("aorta", "inferior_vena_cava", "superior_vena_cava",
+                      "portal_vein_and_splenic_vein", "iliac_artery_left",
+                      "iliac_artery_right", "iliac_vena_left", "iliac_vena_right")},
+    "kidney_left": 2, "kidney_right": 2,
+}
+
+
+def contrast_structures(labels: LabelVolume, label_map: str) -> npt.NDArray[np.uint8]:
+    """Vessels (1) and kidneys (2) of a TotalSegmentator label volume (zeros for other maps
+    or when the volume names none of them)."""
+    out = np.zeros(labels.voxels.shape, np.uint8)
+    if label_map not in _DEFAULT_IDS:
+        return out
+    ids = _ids(labels.names, label_map)
+    for name, value in CONTRAST_STRUCTURES.items():
+        if name in ids:
+            out[labels.voxels == ids[name]] = value
+    return out
+
+
 def load_subject(
     image: Path, labels: Path, label_map: str, parts: Path | None = None
 ) -> tuple[CTVolume, PreparedLabels]:

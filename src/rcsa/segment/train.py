@@ -108,11 +108,14 @@ class TrainConfig:
     early_stop_patience: int = 0  # epochs without val improvement (0 = off)
     max_minutes: float = 0.0  # wall-clock budget: stop after the epoch that exceeds it (0 = off)
     swa_epochs: int = 0  # average the weights of the last N epochs and export that (0 = off)
+    #: synthetic variation families (:mod:`rcsa.segment.synth`), empty = the v0.3 recipe
+    synth: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["pre"] = self.pre.to_json()
         d["val_subjects"] = list(self.val_subjects)
+        d["synth"] = list(self.synth)
         return d
 
 
@@ -120,10 +123,29 @@ class TrainConfig:
 # data
 
 
-def build_items(rows: Sequence[ManifestRow], pre: Preprocessing, slice_step: int = 1
-                ) -> list[dict[str, Any]]:
-    """One dict per axial slice: image (C,H,W), label (1,H,W), unknown (n_classes,)."""
-    from rcsa.segment.prepare import load_subject
+def thick_slices(ct: Any, thickness_mm: float) -> Any:
+    """``ct`` smoothed along z (Gaussian, FWHM added in quadrature to the slice spacing) to
+    an effective slice thickness of ``thickness_mm``."""
+    from dataclasses import replace
+
+    from scipy import ndimage
+
+    dz = abs(float(ct.spacing_mm[2]))
+    fwhm = max(0.0, thickness_mm**2 - dz**2) ** 0.5
+    vox = ct.voxels.astype(np.float32)
+    if fwhm > 0:
+        vox = ndimage.gaussian_filter1d(vox, fwhm / 2.3548 / dz, axis=0, mode="nearest")
+    return replace(ct, voxels=np.asarray(vox, np.float32))
+
+
+def build_items(rows: Sequence[ManifestRow], pre: Preprocessing, slice_step: int = 1,
+                synth: bool = False) -> list[dict[str, Any]]:
+    """One dict per axial slice: image (C,H,W), label (1,H,W), unknown (n_classes,); with
+    ``synth`` also ``thick`` (the stack at 5 mm slice thickness) and ``aux`` (1,H,W: contrast-
+    fillable vessels 1, kidneys 2) for :mod:`rcsa.segment.synth`."""
+    from rcsa.io import load_labels
+    from rcsa.segment.prepare import contrast_structures, load_subject
+    from rcsa.segment.synth import THICK_SLICE_MM
 
     items: list[dict[str, Any]] = []
     n = len(C.RCSA_CLASSES)
@@ -133,17 +155,48 @@ def build_items(rows: Sequence[ManifestRow], pre: Preprocessing, slice_step: int
         unknown[list(prep.known_classes)] = 0.0
         shape = resampled_shape(ct, pre)
         vox = prep.labels.voxels
+        thick = aux = None
+        if synth:
+            thick = thick_slices(ct, THICK_SLICE_MM)
+            aux = contrast_structures(load_labels(row.labels, like=ct), row.label_map)
         for k in range(0, ct.voxels.shape[0], slice_step):
-            items.append(
-                {
-                    "image": slice_stack(ct, k, pre),
-                    "label": resample_labels(vox[k], shape)[np.newaxis].astype(np.float32),
-                    "unknown": unknown,
-                    "subject": row.subject,
-                    "k": k,
-                }
-            )
+            item: dict[str, Any] = {
+                "image": slice_stack(ct, k, pre),
+                "label": resample_labels(vox[k], shape)[np.newaxis].astype(np.float32),
+                "unknown": unknown,
+                "subject": row.subject,
+                "k": k,
+            }
+            if thick is not None and aux is not None:
+                item["thick"] = slice_stack(thick, k, pre)
+                item["aux"] = resample_labels(aux[k], shape)[np.newaxis].astype(np.float32)
+            items.append(item)
     return items
+
+
+class RandSynthd(Randomizable, MapTransform):
+    """The label-aware synthetic variation of :mod:`rcsa.segment.synth` as a MONAI dictionary
+    transform (numpy inside, tensors out); drops ``thick`` and ``aux`` afterwards."""
+
+    def __init__(self, families: Sequence[str]) -> None:
+        MapTransform.__init__(self, ["image", "label"])
+        self.families = tuple(families)
+
+    def randomize(self, data: Any = None) -> None:
+        pass
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        from rcsa.segment import synth
+
+        d = dict(data)
+        keys = [k for k in ("image", "thick", "label", "aux") if k in d]
+        sample = {str(k): np.asarray(torch.as_tensor(d[k]).cpu().numpy()) for k in keys}
+        sample = synth.apply(sample, self.families, self.R)
+        for k in ("thick", "aux"):
+            d.pop(k, None)
+        d["image"] = torch.as_tensor(np.ascontiguousarray(sample["image"], np.float32))
+        d["label"] = torch.as_tensor(np.ascontiguousarray(sample["label"], np.float32))
+        return d
 
 
 class RandLRFlipSwapd(Randomizable, MapTransform):
@@ -176,26 +229,39 @@ class RandLRFlipSwapd(Randomizable, MapTransform):
         return d
 
 
-def train_transforms(pre: Preprocessing, class_map: C.ClassMap) -> Compose:
+def train_transforms(pre: Preprocessing, class_map: C.ClassMap,
+                     synth: Sequence[str] = ()) -> Compose:
+    """The augmentation pipeline; ``synth`` adds the families of :mod:`rcsa.segment.synth`
+    (numpy generators on the whole slice before the crop; ``geometry`` and ``noise`` widen
+    the MONAI transforms below)."""
     ps = (pre.patch_size, pre.patch_size)
     keys = ["image", "label"]
+    geometry = "geometry" in synth
+    numpy_families = [f for f in synth if f not in ("geometry", "noise")]
+    pre_crop: list[Any] = [RandSynthd(numpy_families)] if numpy_families else []
+    scale: Any = ((-0.25, 0.3), (-0.25, 0.3)) if geometry else (0.25, 0.25)
     return Compose(
         [
             EnsureTyped(keys=keys, track_meta=False),
-            SpatialPadd(keys=keys, spatial_size=ps),
+            SpatialPadd(keys=keys + (["thick", "aux"] if numpy_families else []),
+                        spatial_size=ps),
+            *pre_crop,
             RandCropByPosNegLabeld(keys=keys, label_key="label", spatial_size=ps, pos=3,
                                    neg=1, num_samples=1),
             RandAffined(
                 keys=keys, prob=0.9, rotate_range=(math.radians(15),),
-                scale_range=(0.25, 0.25), shear_range=(0.08, 0.08), translate_range=(12, 12),
+                scale_range=scale, shear_range=(0.08, 0.08),
+                translate_range=(20, 20) if geometry else (12, 12),
                 mode=("bilinear", "nearest"), padding_mode="zeros",
             ),
-            Rand2DElasticd(keys=keys, spacing=(24, 24), magnitude_range=(0.5, 2.0), prob=0.25,
+            Rand2DElasticd(keys=keys, spacing=(24, 24), magnitude_range=(0.5, 2.0),
+                           prob=0.5 if geometry else 0.25,
                            mode=("bilinear", "nearest"), padding_mode="zeros"),
             RandLRFlipSwapd(keys=keys, label_key="label", perm=class_map.lr_permutation()),
             RandScaleIntensityd(keys="image", factors=0.15, prob=0.5),
             RandShiftIntensityd(keys="image", offsets=0.06, prob=0.5),
-            RandGaussianNoised(keys="image", prob=0.3, std=0.03),
+            RandGaussianNoised(keys="image", prob=0.4 if "noise" in synth else 0.3,
+                               std=0.06 if "noise" in synth else 0.03),
             RandGaussianSmoothd(keys="image", prob=0.2, sigma_x=(0.3, 1.0), sigma_y=(0.3, 1.0)),
             EnsureTyped(keys=keys, track_meta=False),
         ]
@@ -341,7 +407,7 @@ def train(
     n = len(cmap)
     pre = config.pre
     t0 = time.time()
-    items = build_items(rows, pre, config.slice_step)
+    items = build_items(rows, pre, config.slice_step, synth=bool(config.synth))
     train_items = [it for it in items if it["subject"] not in config.val_subjects]
     val_items = [it for it in items if it["subject"] in config.val_subjects]
     if not train_items:
@@ -350,7 +416,8 @@ def train(
     emit(f"{len(train_items)} training / {len(val_items)} validation slices "
          f"prepared in {time.time() - t0:.1f} s on {device}")
 
-    ds = CacheDataset(train_items, transform=train_transforms(pre, cmap), cache_rate=1.0,
+    ds = CacheDataset(train_items, transform=train_transforms(pre, cmap, config.synth),
+                      cache_rate=1.0,
                       num_workers=0, progress=False)
     tfm = ds.transform
     assert isinstance(tfm, Compose)

@@ -1,0 +1,256 @@
+"""Leave-one-subject-out evaluation of the segmentation model: issue 16's table in one run.
+
+Run from the repository root (nothing else heavy running)::
+
+    .venv/bin/python benchmarks/segment_loso.py --held-out-model RUN_A_ONLY/model/metadata.json
+    .venv/bin/python benchmarks/segment_loso.py --model M.json --held-out-model H.json \\
+        --baseline benchmarks/segment_loso_v0.3.json --json OUT.json
+
+Two models: ``--model`` (the model under test, trained on every labelled subject; default
+the shipped one) and ``--held-out-model`` (its sibling trained by the same command with
+``--val-subjects B``, i.e. on subject A only). Sections:
+
+1. **cross-subject**: the A-only model on subject B (never seen): Dice per class, 3-D over
+   B's 20 slices, flip TTA and post-processing as in ``python -m rcsa.segment.evaluate``;
+   MF+ES = autochthon (multifidus + erector spinae; target >= 0.88 both sides).
+2. **subject C** (Alberta L3, human tracing of all muscle, never trained on), both models:
+   share of predicted muscle pixels inside the tracing (target >= 0.97) and psoas on the L3
+   slice (area per side and the share of its pixels inside the tracing).
+3. **training subjects** (the full model): subject A mean Dice over the 31 class x level
+   cells of the model card vs TS-v2, subject B autochthon; with ``--baseline`` (a JSON this
+   script wrote for the previous model) the difference (target: not worse than -0.01).
+4. **confidence**: over the cross-subject slices (A-only model, every B slice x multifidus /
+   erector spinae left / right) the Spearman rank correlation of the test-time agreement
+   (``seg_confidence``) with Dice, the share of slices with Dice < 0.8 that are marked
+   ``needs_review`` (target >= 0.9) and of those with Dice >= 0.8 (target <= 0.2). A structure
+   the model did not find counts as flagged (the table reports it missing).
+5. **speed**: seconds per level slice on subject A's 5 levels with the full model (model
+   load excluded), as ``rcsa run`` segments (confidence passes on, no flip averaging) and
+   with flip TTA; median of ``--repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_data"
+CLASSES_B = ("multifidus_left", "multifidus_right", "erector_spinae_left",
+             "erector_spinae_right", "autochthon_left", "autochthon_right")
+SHORT = {"multifidus_left": "MF L", "multifidus_right": "MF R", "erector_spinae_left": "ES L",
+         "erector_spinae_right": "ES R", "autochthon_left": "MF+ES L",
+         "autochthon_right": "MF+ES R"}
+DICE_GOOD = 0.8
+
+
+def cross_subject(model: Any) -> dict[str, Any]:
+    """The held-out model on every slice of subject B: 3-D Dice and per-slice records."""
+    from rcsa.io import load, load_labels
+    from rcsa.levels import find_levels
+    from rcsa.segment.evaluate import per_class_dice
+    from rcsa.segment.infer import NEEDS_REVIEW_BELOW, segment
+    from rcsa.segment.prepare import convert_labels
+
+    d = SAMPLE / "ct_thoracolumbar_dicom"
+    ct = load(d / "dicom")
+    ref = convert_labels(ct, load_labels(d / "labels_ts_v2.nii.gz", like=ct), "ts_v2"
+                         ).labels.voxels
+    levels = {f"k{k:02d}": k for k in range(ct.voxels.shape[0])}
+    res = segment(ct, levels, model=model, tta=True, level_map=find_levels(ct))
+    pred = np.stack([lv.labels for lv in res])
+    per = per_class_dice(pred, ref)
+    slices = []
+    for lv in res:
+        dice = per_class_dice(lv.labels, ref[lv.slice_index])
+        for name in CLASSES_B:
+            if dice.get(name) is None:
+                continue
+            conf = lv.seg_confidence.get(name)
+            slices.append({"k": lv.slice_index, "structure": name, "dice": dice[name],
+                           "seg_confidence": conf,
+                           "needs_review": conf is None or conf < NEEDS_REVIEW_BELOW})
+    return {"dice_3d": {k: per[k] for k in CLASSES_B}, "slices": slices}
+
+
+def confidence_figures(slices: list[dict[str, Any]]) -> dict[str, Any]:
+    """Over every slice x structure, and over the autochthon rows alone."""
+    out = _confidence(slices)
+    out["autochthon_only"] = _confidence([s for s in slices
+                                          if s["structure"].startswith("autochthon")])
+    return out
+
+
+def _confidence(slices: list[dict[str, Any]]) -> dict[str, Any]:
+    from scipy.stats import spearmanr
+
+    dice = np.array([s["dice"] for s in slices], float)
+    conf = np.array([s["seg_confidence"] if s["seg_confidence"] is not None else 0.0
+                     for s in slices], float)
+    flagged = np.array([s["needs_review"] for s in slices], bool)
+    bad = dice < DICE_GOOD
+    rho = spearmanr(conf, dice).statistic if len(slices) > 2 else float("nan")
+    return {
+        "n": len(slices),
+        "n_dice_below_0.8": int(bad.sum()),
+        "spearman_confidence_vs_dice": round(float(rho), 3),
+        "share_bad_flagged": round(float(flagged[bad].mean()), 3) if bad.any() else None,
+        "share_good_flagged": round(float(flagged[~bad].mean()), 3) if (~bad).any() else None,
+    }
+
+
+def subject_c(model: Any) -> dict[str, Any]:
+    from rcsa.io import load, read_tag
+    from rcsa.segment.evaluate import evaluate_c
+    from rcsa.segment.infer import segment
+
+    out = evaluate_c(model, tta=True, root=SAMPLE)
+    d = SAMPLE / "l3_slice_alberta"
+    ct = load(d / "slice_uncompressed.dcm")
+    traced = read_tag(d / "tissue_labels.tag", reference=ct).voxels[0] == 1
+    lv = segment(ct, {"L3": 0}, model=model, tta=True)["L3"]
+    for side in ("left", "right"):
+        m = lv.mask(f"psoas_{side}")
+        out[f"psoas_{side}_mm2"] = round(lv.area_mm2(f"psoas_{side}"), 1)
+        out[f"psoas_{side}_share_inside"] = (round(float((m & traced).sum()) / int(m.sum()), 3)
+                                             if m.any() else None)
+        out[f"psoas_{side}_seg_confidence"] = lv.seg_confidence.get(f"psoas_{side}")
+    return out
+
+
+def training_subjects(model: Any) -> dict[str, Any]:
+    from rcsa.segment.evaluate import evaluate_a, evaluate_b
+
+    a = evaluate_a(model, tta=True, root=SAMPLE)
+    cells = [v for lv in a["levels"].values() for k, v in lv["dice_vs"]["ts_v2"].items()
+             if v is not None and not k.startswith("autochthon")]
+    b = evaluate_b(model, tta=True, root=SAMPLE)["dice_3d_all_slices"]
+    return {"A_mean_dice": round(float(np.mean(cells)), 4), "A_cells": len(cells),
+            "A_levels": {n: lv["dice_vs"]["ts_v2"] for n, lv in a["levels"].items()},
+            "B_autochthon_left": b["autochthon_left"], "B_autochthon_right": b["autochthon_right"],
+            "mean": round(float(np.mean([*cells, b["autochthon_left"], b["autochthon_right"]])),
+                          4)}
+
+
+def speed(model: Any, repeat: int) -> dict[str, float]:
+    from rcsa.io import load
+    from rcsa.segment.evaluate import LEVELS_A
+    from rcsa.segment.infer import segment
+
+    ct = load(SAMPLE / "ct_abdomen_pelvis" / "ct.nii.gz")
+    out = {}
+    for label, kw in (("confidence", {"tta": False, "confidence": True}),
+                      ("confidence_flip_tta", {"tta": True, "confidence": True}),
+                      ("plain", {"tta": False, "confidence": False})):
+        segment(ct, {"L3": 72}, model=model, **kw)  # warm-up
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            segment(ct, LEVELS_A, model=model, **kw)
+            times.append(time.perf_counter() - t)
+        out[label] = round(statistics.median(times) / len(LEVELS_A), 4)
+    return out
+
+
+def _f(v: Any) -> str:
+    return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+
+def table(res: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+    L = [f"models: full {res['model']}; held-out (A only) {res.get('held_out_model')}"]
+    if "cross_subject" in res:
+        d = res["cross_subject"]["dice_3d"]
+        L.append("1. cross-subject, A-only model on B (3-D Dice, 20 slices; target MF+ES >= "
+                 "0.88):")
+        L.append("   " + " | ".join(f"{SHORT[k]} {_f(d[k])}" for k in CLASSES_B))
+    for key, label in (("C_held_out", "A-only model"), ("C", "full model")):
+        if key in res:
+            c = res[key]
+            L.append(f"2. subject C ({label}): share inside tracing "
+                     f"{_f(c['share_inside_traced_muscle'])} (target >= 0.97); psoas L3 "
+                     f"L {c['psoas_left_mm2']} mm2 (inside {_f(c['psoas_left_share_inside'])})"
+                     f", R {c['psoas_right_mm2']} mm2 (inside "
+                     f"{_f(c['psoas_right_share_inside'])})")
+    if "training" in res:
+        t = res["training"]
+        line = (f"3. training subjects (full model): A mean Dice ({t['A_cells']} cells) "
+                f"{t['A_mean_dice']:.4f}; B MF+ES L {t['B_autochthon_left']:.3f} R "
+                f"{t['B_autochthon_right']:.3f}; mean {t['mean']:.4f}")
+        if baseline and "training" in baseline:
+            b = baseline["training"]
+            line += (f"; vs baseline {baseline.get('model')}: A "
+                     f"{t['A_mean_dice'] - b['A_mean_dice']:+.4f}, mean "
+                     f"{t['mean'] - b['mean']:+.4f} (target >= -0.01)")
+        L.append(line)
+    if "confidence" in res:
+        c = res["confidence"]
+        L.append(f"4. confidence (A-only model, {c['n']} B slice x structure, "
+                 f"{c['n_dice_below_0.8']} with Dice < 0.8): Spearman "
+                 f"{_f(c['spearman_confidence_vs_dice'])}; Dice<0.8 flagged "
+                 f"{_f(c['share_bad_flagged'])} (target >= 0.9); Dice>=0.8 flagged "
+                 f"{_f(c['share_good_flagged'])} (target <= 0.2)")
+        c = c["autochthon_only"]
+        L.append(f"   MF+ES rows only ({c['n']}, {c['n_dice_below_0.8']} with Dice < 0.8): "
+                 f"Spearman {_f(c['spearman_confidence_vs_dice'])}; Dice<0.8 flagged "
+                 f"{_f(c['share_bad_flagged'])}; Dice>=0.8 flagged "
+                 f"{_f(c['share_good_flagged'])}")
+    if "speed_s_per_level" in res:
+        s = res["speed_s_per_level"]
+        L.append(f"5. speed, s per level slice (A, 5 levels, {res['threads']} threads): with "
+                 f"confidence {s['confidence']:.3f} (target <= 0.15); + flip TTA "
+                 f"{s['confidence_flip_tta']:.3f}; plain (no confidence) {s['plain']:.3f}")
+    return "\n".join(L)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=None, help="full model (default: shipped)")
+    ap.add_argument("--held-out-model", type=Path, default=None, help="A-only sibling")
+    ap.add_argument("--baseline", type=Path, default=None, help="JSON of an earlier run")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip", default="", help="comma-separated: training,speed,C")
+    a = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(a.threads)
+    from rcsa.segment.model import load_model
+
+    skip = set(a.skip.split(","))
+    full = load_model(a.model)
+    res: dict[str, Any] = {"model": str(full.metadata.get("name", full.path)),
+                           "threads": a.threads, "cpu": platform.machine()}
+    t0 = time.perf_counter()
+    if a.held_out_model:
+        held = load_model(a.held_out_model)
+        res["held_out_model"] = str(a.held_out_model)
+        cs = cross_subject(held)
+        res["cross_subject"] = cs
+        res["confidence"] = confidence_figures(cs["slices"])
+        if "C" not in skip:
+            res["C_held_out"] = subject_c(held)
+    if "C" not in skip:
+        res["C"] = subject_c(full)
+    if "training" not in skip:
+        res["training"] = training_subjects(full)
+    if "speed" not in skip:
+        res["speed_s_per_level"] = speed(full, a.repeat)
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    baseline = json.loads(a.baseline.read_text()) if a.baseline else None
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=1, default=float) + "\n")
+    print(table(res, baseline))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Segmentation confidence: test-time agreement and needs_review (issue 16)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from rcsa.io import load
+from rcsa.segment import load_model, segment
+from rcsa.segment.infer import NEEDS_REVIEW_BELOW
+
+
+def test_confidence_per_structure_and_missing_expected_muscles(abdomen: Path) -> None:
+    ct = load(abdomen / "ct.nii.gz")
+    model = load_model()
+    lv = segment(ct, {"L3": 72}, model=model)["L3"]
+    assert {"psoas_left", "psoas_right", "multifidus_left", "autochthon_left"} <= set(
+        lv.seg_confidence)
+    assert all(0.0 <= v <= 1.0 for v in lv.seg_confidence.values())
+    assert set(lv.needs_review) == {n for n, v in lv.seg_confidence.items()
+                                    if v < NEEDS_REVIEW_BELOW}
+    # no flip / zoom passes: no confidence, never a made-up one
+    assert segment(ct, {"L3": 72}, model=model, confidence=False)["L3"].seg_confidence == {}
+    # an empty slice (air) named L3: every muscle anatomy puts there needs review; those
+    # not found at all have confidence 0
+    air = replace(ct, voxels=np.full(ct.voxels.shape, -1000, np.int16))
+    lv = segment(air, {"L3": 72}, model=model)["L3"]
+    missing = 0
+    for name in ("psoas_left", "psoas_right", "multifidus_left", "multifidus_right",
+                 "erector_spinae_left", "erector_spinae_right"):
+        assert name in lv.needs_review
+        if not lv.mask(name).any():
+            assert lv.seg_confidence[name] == 0.0
+            missing += 1
+    assert missing >= 3
+    assert "gluteus_maximus_left" not in lv.seg_confidence
+    assert any("expected at L3, not found" in f for f in lv.flags)
