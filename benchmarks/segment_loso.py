@@ -53,18 +53,10 @@ DICE_GOOD = 0.8
 
 def cross_subject(model: Any) -> dict[str, Any]:
     """The held-out model on every slice of subject B: 3-D Dice and per-slice records."""
-    from rcsa.io import load, load_labels
-    from rcsa.levels import find_levels
-    from rcsa.segment.evaluate import per_class_dice
-    from rcsa.segment.infer import NEEDS_REVIEW_BELOW, segment
-    from rcsa.segment.prepare import convert_labels
+    from rcsa.segment.evaluate import per_class_dice, segment_subject_b
+    from rcsa.segment.infer import NEEDS_REVIEW_BELOW
 
-    d = SAMPLE / "ct_thoracolumbar_dicom"
-    ct = load(d / "dicom")
-    ref = convert_labels(ct, load_labels(d / "labels_ts_v2.nii.gz", like=ct), "ts_v2"
-                         ).labels.voxels
-    levels = {f"k{k:02d}": k for k in range(ct.voxels.shape[0])}
-    res = segment(ct, levels, model=model, tta=True, level_map=find_levels(ct))
+    res, ref = segment_subject_b(model, tta=True, root=SAMPLE)
     pred = np.stack([lv.labels for lv in res])
     per = per_class_dice(pred, ref)
     slices = []

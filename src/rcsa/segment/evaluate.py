@@ -26,7 +26,7 @@ from rcsa.config import load_config
 from rcsa.io import load, load_labels, read_tag
 from rcsa.levels import find_levels
 from rcsa.segment import classes as C
-from rcsa.segment.infer import segment
+from rcsa.segment.infer import SegmentationResult, segment
 from rcsa.segment.model import LoadedModel, load_model
 from rcsa.segment.prepare import convert_labels
 
@@ -80,22 +80,31 @@ def evaluate_a(model: LoadedModel, tta: bool = True, root: Path = SAMPLE) -> dic
     return out
 
 
-def evaluate_b(model: LoadedModel, tta: bool = True, root: Path = SAMPLE) -> dict[str, Any]:
+def segment_subject_b(model: LoadedModel, tta: bool = True, root: Path = SAMPLE
+                      ) -> tuple[SegmentationResult, npt.NDArray[np.integer[Any]]]:
+    """Subject B segmented on every slice, with its reference labels (rcsa class ids).
+
+    Every slice is segmented unnamed; the pelvic landmarks come from rcsa's own level finder
+    (as in production), not from the reference labels.
+    """
     d = root / "ct_thoracolumbar_dicom"
     ct = load(d / "dicom")
     ref = convert_labels(ct, load_labels(d / "labels_ts_v2.nii.gz", like=ct), "ts_v2"
                          ).labels.voxels
     levels = {f"k{k:02d}": k for k in range(ct.voxels.shape[0])}
-    # every slice, unnamed; the pelvic landmarks come from rcsa's own level finder (as in
-    # production), not from the reference labels
     res = segment(ct, levels, model=model, tta=tta, level_map=find_levels(ct))
+    return res, ref
+
+
+def evaluate_b(model: LoadedModel, tta: bool = True, root: Path = SAMPLE) -> dict[str, Any]:
+    res, ref = segment_subject_b(model, tta, root)
     pred = np.stack([lv.labels for lv in res])
     per = per_class_dice(pred, ref)
     return {
         "dice_3d_all_slices": {k: v for k, v in per.items() if v is not None},
         "autochthon_mean": round(float(np.mean([per["autochthon_left"] or 0,
                                                 per["autochthon_right"] or 0])), 4),
-        "n_slices": int(ct.voxels.shape[0]),
+        "n_slices": len(res),
     }
 
 
