@@ -9,8 +9,9 @@ from rcsa.config import load_config
 from rcsa.io.volume import CTVolume, Geometry, SourceInfo
 from rcsa.levels.types import Level, LevelMap
 from rcsa.measure import LevelLabels, Measurement, measure
+from rcsa.anatomy import ANATOMY, AnatomyTable, AnatomyTableError, Envelope
 from rcsa.measure.plausibility import (
-    _parse,
+    plausibility_from,
     flag_rows,
     plausibility_table,
     reference_range,
@@ -58,15 +59,21 @@ def test_flags_name_value_range_and_source_and_keep_numbers() -> None:
 
 
 def test_malformed_envelopes_are_refused() -> None:
-    ok = {"structure": "psoas", "quantity": "csa_mm2", "low": 1.0, "high": 2.0,
-          "sources": ["a"]}
-    _parse({"range": [ok], "references": {"a": "A"}})
-    with pytest.raises(ValueError, match="sources"):
-        _parse({"range": [ok], "references": {}})
-    with pytest.raises(ValueError, match="low must be below high"):
-        _parse({"range": [{**ok, "low": 3.0}], "references": {"a": "A"}})
-    with pytest.raises(ValueError, match="low or high"):
-        _parse({"range": [{**ok, "low": None, "high": None}], "references": {"a": "A"}})
+    """Envelopes are declared in the anatomy table, which refuses bad ones on construction."""
+    ok = Envelope("csa_mm2", "mm2", "t", ("a",), low=1.0, high=2.0)
+
+    def table(e: Envelope, refs: dict[str, str]) -> AnatomyTable:
+        return AnatomyTable(ANATOMY.structures, (e,), refs)
+
+    rng = plausibility_from(table(ok, {**ANATOMY.references, "a": "A"})).ranges
+    assert any(r.structure == "*" and r.low == 1.0 for r in rng)
+    with pytest.raises(AnatomyTableError, match="sources"):
+        table(ok, dict(ANATOMY.references))
+    with pytest.raises(AnatomyTableError, match="low must be below high"):
+        table(Envelope("csa_mm2", "mm2", "t", ("a",), low=3.0, high=2.0), {"a": "A",
+              **ANATOMY.references})
+    with pytest.raises(AnatomyTableError, match="low or high"):
+        table(Envelope("csa_mm2", "mm2", "t", ("a",)), {"a": "A", **ANATOMY.references})
 
 
 def _synthetic_scan(psoas_half_width_px: int) -> tuple[CTVolume, LevelMap, dict[str, LevelLabels]]:

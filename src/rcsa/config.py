@@ -1,5 +1,11 @@
 """Package configuration: defaults in ``rcsa/defaults.toml``, optionally replaced by a user file.
 
+The default and allowed level of each muscle (``[levels.muscles]``, ``[levels.available]``)
+are not written in ``defaults.toml``: they come from the anatomy table
+(:data:`rcsa.anatomy.ANATOMY`, one row per structure), listed top to bottom by default level.
+A user file gives its own ``[levels.muscles]`` (and optionally ``[levels.available]``) and
+replaces them, as before.
+
 >>> from rcsa.config import load_config
 >>> cfg = load_config()
 >>> cfg.levels.muscle_levels["psoas"]
@@ -14,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from rcsa.anatomy import ANATOMY, AnatomyTable
 from rcsa.errors import RcsaError
 from rcsa.levels.types import LEVEL_NAMES, VERTEBRAE
 
@@ -137,8 +144,25 @@ def _parse(data: dict[str, Any], source: str) -> RcsaConfig:
     return RcsaConfig(LevelConfig(muscle_levels, available, str(ref)), _parse_measure(data, source))
 
 
+def table_levels(table: AnatomyTable = ANATOMY) -> dict[str, Any]:
+    """``{"muscles": ..., "available": ...}`` of the defaults, from the anatomy table: muscles
+    top to bottom by default level (:data:`LEVEL_NAMES` order), table order within a level."""
+    defaults = table.default_levels()
+
+    def rank(muscle: str) -> int:
+        level = defaults[muscle]
+        return LEVEL_NAMES.index(level) if level in LEVEL_NAMES else len(LEVEL_NAMES)
+
+    order = sorted(defaults, key=rank)
+    available = table.available_levels()
+    return {"muscles": {m: defaults[m] for m in order},
+            "available": {m: list(available[m]) for m in order}}
+
+
 def load_config(path: str | Path | None = None) -> RcsaConfig:
-    """Load the packaged defaults, or the TOML file at ``path`` (same shape, fully specified)."""
+    """Load the packaged defaults (``defaults.toml`` with the muscles' levels of the anatomy
+    table), or the TOML file at ``path`` (same shape plus ``[levels.muscles]``, fully
+    specified)."""
     if path is None:
         text = resources.files("rcsa").joinpath("defaults.toml").read_text(encoding="utf-8")
         source = "rcsa/defaults.toml"
@@ -153,4 +177,8 @@ def load_config(path: str | Path | None = None) -> RcsaConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", source) from None
+    if path is None:
+        levels = data.setdefault("levels", {})
+        if isinstance(levels, dict):
+            levels.update(table_levels())
     return _parse(data, source)

@@ -1,7 +1,9 @@
 """Plausibility envelopes from the literature, attached to measurements as QC flags.
 
-The envelopes live in ``plausibility.toml`` beside this module, each with the literature figure
-it was set from and its references (``docs/measure.md`` lists them). They are wide on purpose:
+The envelopes are declared in the anatomy table (:data:`rcsa.anatomy.ANATOMY`: each
+structure's own envelopes in its row, those of every muscle in ``muscle_envelopes``), each with
+the literature figure it was set from and its references (``docs/measure.md`` lists them);
+:func:`plausibility_from` turns them into this module's ranges. They are wide on purpose:
 a value outside its envelope almost always means a measurement failure (wrong level, a mask
 leaking into fat, bone or bowel, a field-of-view cut, dense contrast), not a patient's anatomy.
 A flag never changes a number.
@@ -10,13 +12,11 @@ A flag never changes a number.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from importlib import resources
-from typing import Any
 
+from rcsa.anatomy import ANATOMY, AnatomyTable, Envelope
 from rcsa.measure.types import Measurement
 
 PER_SIDE = ("left", "right")
@@ -26,7 +26,7 @@ PER_SIDE = ("left", "right")
 class PlausibleRange:
     """One envelope: where it applies, its bounds, and where its figures come from."""
 
-    structure: str  # a muscle name, "vertebral_body", or "*" (every muscle)
+    structure: str  # a structure name, or "*" (every structure but those of ``not_for``)
     quantity: str
     low: float | None
     high: float | None
@@ -35,6 +35,8 @@ class PlausibleRange:
     sources: tuple[str, ...]
     levels: tuple[str, ...] | None = None  # None: every level
     sides: tuple[str, ...] = PER_SIDE
+    #: structures a ``*`` envelope does not apply to (the anatomy table's non-muscles)
+    not_for: tuple[str, ...] = ("vertebral_body",)
 
     def applies(self, level: str, structure: str, side: str, quantity: str) -> bool:
         if quantity != self.quantity or side not in self.sides:
@@ -42,7 +44,7 @@ class PlausibleRange:
         if self.levels is not None and level not in self.levels:
             return False
         if self.structure == "*":
-            return structure != "vertebral_body"
+            return structure not in self.not_for
         return structure == self.structure
 
     def text(self) -> str:
@@ -51,7 +53,7 @@ class PlausibleRange:
             return f"{_num(self.low)} to {_num(self.high)} {self.unit}"
         if self.high is not None:
             return f"<= {_num(self.high)} {self.unit}"
-        assert self.low is not None  # _parse guarantees low or high
+        assert self.low is not None  # the anatomy table's validation: low or high
         return f">= {_num(self.low)} {self.unit}"
 
     def check(self, value: float | None) -> str:
@@ -88,40 +90,29 @@ class PlausibilityTable:
         return None
 
 
-def _parse(doc: dict[str, Any]) -> PlausibilityTable:
-    refs = {str(k): str(v) for k, v in doc.get("references", {}).items()}
-    out = []
-    for i, r in enumerate(doc.get("range", [])):
-        sources = tuple(str(s) for s in r.get("sources", ()))
-        unknown = [s for s in sources if s not in refs]
-        if unknown or not sources:
-            raise ValueError(f"plausibility range {i}: unknown or missing sources {unknown}")
-        low = r.get("low")
-        high = r.get("high")
-        if low is None and high is None:
-            raise ValueError(f"plausibility range {i}: needs low or high")
-        if low is not None and high is not None and not float(low) < float(high):
-            raise ValueError(f"plausibility range {i}: low must be below high")
-        levels = r.get("levels")
-        out.append(PlausibleRange(
-            structure=str(r["structure"]),
-            quantity=str(r["quantity"]),
-            low=None if low is None else float(low),
-            high=None if high is None else float(high),
-            unit=str(r.get("unit", "")),
-            typical=str(r.get("typical", "")),
-            sources=sources,
-            levels=None if levels is None else tuple(str(v) for v in levels),
-            sides=tuple(str(s) for s in r.get("sides", PER_SIDE)),
-        ))
-    return PlausibilityTable(tuple(out), refs)
+def _range(structure: str, e: Envelope, not_for: tuple[str, ...]) -> PlausibleRange:
+    return PlausibleRange(
+        structure=structure, quantity=e.quantity, low=e.low, high=e.high, unit=e.unit,
+        typical=e.typical, sources=e.sources, levels=e.levels, sides=e.sides, not_for=not_for,
+    )
+
+
+def plausibility_from(table: AnatomyTable) -> PlausibilityTable:
+    """The envelopes of an anatomy table (validated there): each muscle's own, then those of
+    every muscle (structure ``*``), then each non-muscle structure's."""
+    muscles = [s for s in table.structures if s.is_muscle]
+    others = [s for s in table.structures if not s.is_muscle]
+    not_for = tuple(s.name for s in others)
+    ranges = [_range(s.name, e, not_for) for s in muscles for e in s.envelopes]
+    ranges += [_range("*", e, not_for) for e in table.muscle_envelopes]
+    ranges += [_range(s.name, e, not_for) for s in others for e in s.envelopes]
+    return PlausibilityTable(tuple(ranges), dict(table.references))
 
 
 @lru_cache(maxsize=1)
 def plausibility_table() -> PlausibilityTable:
-    """The shipped envelopes (``rcsa/measure/plausibility.toml``)."""
-    text = resources.files("rcsa.measure").joinpath("plausibility.toml").read_text("utf-8")
-    return _parse(tomllib.loads(text))
+    """The shipped envelopes (from :data:`rcsa.anatomy.ANATOMY`)."""
+    return plausibility_from(ANATOMY)
 
 
 def reference_range(level: str, structure: str, side: str, quantity: str

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rcsa import __version__
+from rcsa.anatomy import ANATOMY
 from rcsa.config import RcsaConfig, load_config
 from rcsa.io.volume import CTVolume
 from rcsa.levels.types import VERTEBRAE, LevelMap
@@ -22,14 +23,8 @@ from rcsa.measure.stats import RegionStats, pooled, region_stats, touches_border
 from rcsa.measure.types import LevelLabels as LevelLabels  # re-exported
 from rcsa.measure.types import Measurement as Measurement  # re-exported
 
-#: Muscles in the order of the wide table.
-MUSCLES: tuple[str, ...] = (
-    "multifidus",
-    "erector_spinae",
-    "psoas",
-    "gluteus_maximus",
-    "gluteus_medius",
-)
+#: Muscles in the order of the wide table (the muscle rows of :data:`rcsa.anatomy.ANATOMY`).
+MUSCLES: tuple[str, ...] = ANATOMY.muscles()
 SIDES: tuple[str, ...] = ("left", "right", "both")
 #: Quantities per muscle and side, with units.
 QUANTITIES: dict[str, str] = {

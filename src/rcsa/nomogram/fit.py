@@ -33,6 +33,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from rcsa import __version__
+from rcsa.anatomy import ANATOMY, AnatomyTable
 from rcsa.errors import DataError
 from rcsa.nomogram import metrics
 from rcsa.nomogram._io import check_writable, read_table
@@ -50,10 +51,8 @@ MAX_LEVELS = 12
 N_LAMBDAS = 50
 LAMBDA_MIN_RATIO = 1e-3
 
-#: Labels and units for columns rcsa itself produces or documents (others: the column name).
-KNOWN_COLUMNS: dict[str, tuple[str, str | None]] = {
-    "femoral_head_top_gluteus_maximus_both_rcsa": ("Gluteus maximus rCSA", "ratio"),
-    "sij_lower_gluteus_medius_both_rcsa": ("Gluteus medius rCSA", "ratio"),
+#: Labels and units of the clinical columns rcsa documents.
+CLINICAL_COLUMNS: dict[str, tuple[str, str | None]] = {
     "fractured_vertebrae_n": ("Fractured vertebrae", "count"),
     "cement_volume_ml": ("Cement volume", "mL"),
     "age_years": ("Age", "years"),
@@ -64,6 +63,17 @@ KNOWN_COLUMNS: dict[str, tuple[str, str | None]] = {
     "procedure": ("Procedure", None),
     "rbp": ("residual back pain", None),
 }
+
+
+def known_columns(table: AnatomyTable = ANATOMY) -> dict[str, tuple[str, str | None]]:
+    """Labels and units for columns rcsa itself produces or documents: the measured
+    predictors of the anatomy table (rows marked ``nomogram_predictor``), then
+    :data:`CLINICAL_COLUMNS`."""
+    return {**table.nomogram_columns(), **CLINICAL_COLUMNS}
+
+
+#: Labels and units for columns rcsa itself produces or documents (others: the column name).
+KNOWN_COLUMNS: dict[str, tuple[str, str | None]] = known_columns()
 _UNIT_SUFFIXES = (
     ("_kg_m2", "kg/m^2"),
     ("_mm2", "mm^2"),

@@ -15,6 +15,8 @@ from highdicom.sr.coding import CodedConcept
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
+from rcsa.anatomy import ANATOMY, AnatomyTable
+
 PRIVATE_SCHEME = "99RCSA"
 #: Coding Scheme Identification Sequence item for the private scheme (PS3.3 C.12.1.1.3).
 PRIVATE_SCHEME_NAME = "rcsa private concepts"
@@ -59,20 +61,17 @@ def _private(value: str, meaning: str) -> CodedConcept:
 
 
 # anatomy (SEG Segmented Property Type, SR finding type / finding site) --------------------
-#: rcsa structure name -> anatomical concept.
+def structure_concepts(table: AnatomyTable) -> dict[str, CodedConcept]:
+    """rcsa structure name -> anatomical concept, from the anatomy table's ``concept`` of each
+    row (the codes and their sources are declared and commented there)."""
+    return {s.name: CodedConcept(s.concept.value, s.concept.scheme, s.concept.meaning)
+            for s in table.structures}
+
+
+#: rcsa structure name -> anatomical concept (:data:`rcsa.anatomy.ANATOMY`).
 STRUCTURES: dict[str, CodedConcept] = {
-    # rcsa's psoas is the psoas major at lumbar levels. SCT 276167002 "Psoas muscle" (major
-    # and minor) is the SNOMED CT cross-reference of UBERON:0008450 "psoas muscle"; PS3.16
-    # has no psoas code. Not SCT 64038003 (used for "Psoas major muscle" in some public
-    # mappings): PS3.16 codes 64038003 as "intercostal lymph node" (CID 7600; SRT T-C4370).
-    "psoas": _sct("276167002", "Psoas muscle", "UBERON:0008450 SNOMED CT cross-reference"),
-    # PS3.16 CID 3031 codes the multifidus as MDC 7:508 "Musculi multifidii"; no SNOMED CT
-    # code for it is in PS3.16 or in a published mapping (the former SCT 5709001 has none).
-    "multifidus": _std(codes.MDC.MusculiMultifidii, "PS3.16 CID 3031"),
-    "erector_spinae": _std(codes.SCT.ErectorSpinaeMuscle, "PS3.16 CID 6116, CID 7151"),
-    "gluteus_maximus": _sct("181674001", "Gluteus maximus muscle", TOTALSEGMENTATOR),
-    "gluteus_medius": _sct("78333006", "Gluteus medius muscle", TOTALSEGMENTATOR),
-    "vertebral_body": _sct("3572006", "Vertebral body", TOTALSEGMENTATOR),
+    s.name: _code(s.concept.value, s.concept.scheme, s.concept.meaning, s.concept.source)
+    for s in ANATOMY.structures
 }
 
 #: Segmented Property Category of every segment.

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from rcsa import __version__
+from rcsa.anatomy import ANATOMY
 from rcsa.errors import InputError, InputNotFoundError, ScoringError
 from rcsa.measure.plausibility import PlausibleRange, plausibility_table, reference_range
 from rcsa.nomogram.score import Score, score_patient
@@ -33,14 +34,8 @@ RUN_FILES = ("run.json", "levels.json", "features.csv", "features_long.csv")
 #: Acquisition keys shown without --show-phi (dates are identifiers: study_date is not).
 ACQUISITION_KEYS = ("manufacturer", "model", "kvp", "convolution_kernel", "slice_thickness_mm",
                     "contrast_agent", "body_part", "series_description", "transfer_syntax")
-STRUCTURE_LABELS = {
-    "multifidus": "Multifidus",
-    "erector_spinae": "Erector spinae",
-    "psoas": "Psoas",
-    "gluteus_maximus": "Gluteus maximus",
-    "gluteus_medius": "Gluteus medius",
-    "vertebral_body": "Vertebral body",
-}
+#: Structure -> label of its report rows; the rows are in this order (the anatomy table's).
+STRUCTURE_LABELS: dict[str, str] = ANATOMY.display_names()
 TABLE_QUANTITIES = ("csa_mm2", "rcsa", "mean_hu", "fat_pct", "asymmetry_pct")
 #: A measured level found with a lower heuristic confidence (``docs/levels.md``) is listed
 #: among the checks. A prompt to look at the level map, not a validated threshold.

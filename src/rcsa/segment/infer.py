@@ -12,6 +12,7 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
+from rcsa.anatomy import ANATOMY
 from rcsa.errors import InputError
 from rcsa.io import CTVolume, Geometry
 from rcsa.segment.classes import ClassMap
@@ -30,11 +31,10 @@ NEEDS_REVIEW_BELOW = 0.85
 #: found there, its ``seg_confidence`` is 0 and it needs review (psoas major arises from
 #: T12-L4 and runs past L5; the paraspinal muscles fill the grooves at every spinal level;
 #: both gluteal muscles lie at the sacroiliac joints and above the femoral heads).
-EXPECTED_AT_LEVEL: dict[str, tuple[str, ...]] = {
-    **{lv: ("multifidus", "erector_spinae") for lv in ("T11", "T12")},
-    **{lv: ("multifidus", "erector_spinae", "psoas") for lv in ("L1", "L2", "L3", "L4", "L5")},
-    **{lv: ("gluteus_maximus", "gluteus_medius") for lv in ("sij_lower", "femoral_head_top")},
-}
+#: (anatomy table: ``expected_at_levels``).
+EXPECTED_AT_LEVEL: dict[str, tuple[str, ...]] = ANATOMY.expected_at_level()
+#: Muscles that together are TotalSegmentator's ``autochthon`` (their split is rule-derived).
+AUTOCHTHON: tuple[str, ...] = tuple(s.name for s in ANATOMY.prepared_by("autochthon"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -273,7 +273,7 @@ def tta_agreement(final: npt.NDArray[Any], passes: Sequence[npt.NDArray[Any]],
     groups: dict[str, tuple[int, ...]] = {c.name: (c.id,) for c in cmap.classes if c.id != 0}
     for side in ("left", "right"):
         ids = tuple(c.id for c in cmap.classes
-                    if c.side == side and c.muscle in ("multifidus", "erector_spinae"))
+                    if c.side == side and c.muscle in AUTOCHTHON)
         if ids:
             groups[f"autochthon_{side}"] = ids
     out: dict[str, float] = {}

@@ -10,6 +10,11 @@
 3. Level plausibility (when the level name is known): muscles that cannot appear on that
    level's slice are removed and reported - the gluteus maximus and medius arise from the
    ilium and sacrum, below the iliac crest, so they are impossible at T12-L3.
+
+The per-structure facts these rules use (which muscles are impossible at which level, which
+arise below the iliac crest, how far each may lie from the vertebral body, which are the
+paraspinal muscles of the midline fallback) are columns of the anatomy table
+(:data:`rcsa.anatomy.ANATOMY`); the rules themselves are here.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from rcsa.anatomy import ANATOMY
 from rcsa.segment.classes import ClassMap
 
 U8 = npt.NDArray[np.uint8]
@@ -28,6 +34,8 @@ U8 = npt.NDArray[np.uint8]
 
 #: Smallest predicted vertebral body (largest component) trusted as the midline, mm^2.
 MIN_BODY_MM2 = 300.0
+#: Muscles of the midline fallback (anatomy table: ``paraspinal``).
+PARASPINAL: tuple[str, ...] = ANATOMY.paraspinal()
 
 
 def vertebral_body(labels: npt.NDArray[Any], class_map: ClassMap, pixel_area_mm2: float
@@ -64,10 +72,7 @@ def midline_column(labels: npt.NDArray[Any], class_map: ClassMap,
         bone = np.asarray(hu) >= 200
         if bone.sum() >= 10:
             return float(np.median(np.nonzero(bone)[1])) - col0
-    para = np.isin(
-        labels,
-        class_map.ids_of_muscle("multifidus") + class_map.ids_of_muscle("erector_spinae"),
-    )
+    para = np.isin(labels, [i for m in PARASPINAL for i in class_map.ids_of_muscle(m)])
     if para.sum() >= 10:
         return float(np.mean(np.nonzero(para)[1]))
     return float((labels.shape[1] if width is None else width) - 1) / 2.0 - col0
@@ -119,13 +124,13 @@ def largest_component(labels: npt.NDArray[Any], class_map: ClassMap) -> tuple[U8
     return out, removed
 
 
-#: Muscles (``SegClass.muscle``) that cannot appear on a level's slice, by level name.
-IMPOSSIBLE_AT_LEVEL: dict[str, tuple[str, ...]] = {
-    level: ("gluteus_maximus", "gluteus_medius") for level in ("T11", "T12", "L1", "L2", "L3")
-}
+#: Muscles (``SegClass.muscle``) that cannot appear on a level's slice, by level name
+#: (anatomy table: ``impossible_at_levels``).
+IMPOSSIBLE_AT_LEVEL: dict[str, tuple[str, ...]] = ANATOMY.impossible_at_level()
 
 
-GLUTEAL = ("gluteus_maximus", "gluteus_medius")
+#: Muscles that arise below the iliac crest (anatomy table: ``below_iliac_crest``).
+GLUTEAL: tuple[str, ...] = ANATOMY.below_iliac_crest()
 #: Gluteal muscles may reach this far above the top of the iliac crest (mm): gluteus medius
 #: arises from the outer ilium just below the crest, gluteus maximus lower still.
 GLUTEAL_ABOVE_CREST_MM = 10.0
@@ -186,7 +191,8 @@ def implausible_removed(labels: npt.NDArray[Any], class_map: ClassMap, level: st
 #: (mm). Psoas arises from the vertebral bodies and transverse processes; the paraspinal muscles
 #: lie in the grooves beside the spinous processes. Generous limits that still reject masks in
 #: the arms, the abdominal wall or the bowel.
-MAX_MM_FROM_BODY: dict[str, float] = {"psoas": 40.0, "multifidus": 70.0, "erector_spinae": 120.0}
+#: (anatomy table: ``max_mm_from_vertebral_body``)
+MAX_MM_FROM_BODY: dict[str, float] = ANATOMY.max_mm_from_vertebral_body()
 
 
 def far_from_body_removed(labels: npt.NDArray[Any], class_map: ClassMap, spacing_mm: float

@@ -3,9 +3,12 @@
 Torch-free. :func:`convert_labels` does the work in memory; :func:`prepare_training` also
 writes the prepared volume, its JSON sidecar and QC PNGs (``rcsa prepare-training``).
 
-Rules (see ``docs/segment.md`` for the reasoning and references):
+Rules (see ``docs/segment.md`` for the reasoning and references); which rule makes which rcsa
+structure is the ``prepare_rule`` column of the anatomy table (:data:`rcsa.anatomy.ANATOMY`),
+the rules themselves are here:
 
-* gluteus maximus / medius L/R: copied from the source labels.
+* ``copy`` (gluteus maximus / medius L/R): copied from the source labels named in the table
+  (``totalsegmentator``; the ids of sidecar-less volumes in ``totalsegmentator_ids``).
 * psoas L/R from ``iliopsoas_*``: on slices above the iliac crests (top slice of ``hip_*``)
   iliopsoas is psoas. From the lowest slice of the L5 vertebra label up to the crests, an
   iliopsoas pixel is psoas when it is nearer to the vertebral column than to the ipsilateral
@@ -30,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from rcsa.anatomy import ANATOMY, Structure
 from rcsa.errors import InputError
 from rcsa.io import CTVolume, LabelVolume, load, load_labels
 from rcsa.segment import classes as C
@@ -37,11 +41,10 @@ from rcsa.segment.split import SplitRule, split_autochthon_slice
 
 LABEL_MAPS = ("ts_v1", "ts_v2", "rcsa")
 
-#: Fallback ids when a label volume has no JSON sidecar (TotalSegmentator v1 / v2 "total").
-_DEFAULT_IDS: dict[str, dict[str, int]] = {
+#: Fallback ids when a label volume has no JSON sidecar (TotalSegmentator v1 / v2 "total"):
+#: the inputs of the rules below, and (added from the anatomy table) the structures copied.
+_RULE_INPUT_IDS: dict[str, dict[str, int]] = {
     "ts_v1": {
-        "gluteus_maximus_left": 94, "gluteus_maximus_right": 95,
-        "gluteus_medius_left": 96, "gluteus_medius_right": 97,
         "autochthon_left": 100, "autochthon_right": 101,
         "iliopsoas_left": 102, "iliopsoas_right": 103,
         "hip_left": 90, "hip_right": 91, "sacrum": 92,
@@ -49,8 +52,6 @@ _DEFAULT_IDS: dict[str, dict[str, int]] = {
         "vertebrae_L1": 22, "vertebrae_T12": 23, "vertebrae_T11": 24, "vertebrae_T10": 25,
     },
     "ts_v2": {
-        "gluteus_maximus_left": 80, "gluteus_maximus_right": 81,
-        "gluteus_medius_left": 82, "gluteus_medius_right": 83,
         "autochthon_left": 86, "autochthon_right": 87,
         "iliopsoas_left": 88, "iliopsoas_right": 89,
         "hip_left": 77, "hip_right": 78, "sacrum": 25, "vertebrae_S1": 26,
@@ -58,6 +59,33 @@ _DEFAULT_IDS: dict[str, dict[str, int]] = {
         "vertebrae_L1": 31, "vertebrae_T12": 32, "vertebrae_T11": 33, "vertebrae_T10": 34,
     },
 }
+
+
+def _ts_names(s: Structure) -> tuple[str, ...]:
+    """TotalSegmentator label names of a ``copy`` row, in the order of its label ids."""
+    assert s.totalsegmentator is not None  # the anatomy table's validation
+    return tuple(f"{s.totalsegmentator}_{side}" for side in s.sides) or (s.totalsegmentator,)
+
+
+def _default_ids() -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {m: {} for m in _RULE_INPUT_IDS}
+    for s in ANATOMY.prepared_by("copy"):
+        for label_map, ts_ids in s.totalsegmentator_ids.items():
+            out.setdefault(label_map, {}).update(zip(_ts_names(s), ts_ids, strict=True))
+    for label_map, ids in _RULE_INPUT_IDS.items():
+        out[label_map].update(ids)
+    return out
+
+
+_DEFAULT_IDS: dict[str, dict[str, int]] = _default_ids()
+#: rcsa classes known only where a subject's labels define them (vertebral body: from a body /
+#: posterior-element mask); without that they are masked out of the loss.
+_NEEDS_PARTS: tuple[int, ...] = tuple(
+    i for s in ANATOMY.prepared_by("vertebra_body_part") for i in s.label_ids)
+#: rcsa classes that TotalSegmentator labels define (the others are unknown for the subject).
+_FROM_TS: tuple[int, ...] = (C.BACKGROUND, *(
+    i for s in ANATOMY.structures if s.prepare_rule in ("copy", "iliopsoas", "autochthon")
+    for i in s.label_ids))
 
 SPLIT_NOTE = (
     "multifidus / erector spinae are a RULE-DERIVED split of TotalSegmentator 'autochthon' "
@@ -110,7 +138,7 @@ def convert_labels(
         vox = labels.voxels.astype(np.uint8)
         known = tuple(
             c.id for c in C.RCSA_CLASSES.classes
-            if c.id != C.VERTEBRAL_BODY or (vox == C.VERTEBRAL_BODY).any()
+            if c.id not in _NEEDS_PARTS or (vox == c.id).any()
         )
         return PreparedLabels(_as_label_volume(vox, labels), known, {"source": "rcsa"})
     if label_map not in _DEFAULT_IDS:
@@ -121,12 +149,9 @@ def convert_labels(
     out = np.zeros(src.shape, np.uint8)
     spacing = (float(ct.spacing_mm[0]), float(ct.spacing_mm[1]))
 
-    for muscle, (lid, rid) in {
-        "gluteus_maximus": (C.GMAX_L, C.GMAX_R),
-        "gluteus_medius": (C.GMED_L, C.GMED_R),
-    }.items():
-        out[_mask(src, ids, f"{muscle}_left")] = lid
-        out[_mask(src, ids, f"{muscle}_right")] = rid
+    for s in ANATOMY.prepared_by("copy"):
+        for ts_name, cid in zip(_ts_names(s), s.label_ids, strict=True):
+            out[_mask(src, ids, ts_name)] = cid
 
     vert_names = [n for n in ids if n.startswith("vertebrae_")]
     lumbar_thoracic = [n for n in vert_names if n[len("vertebrae_"):][:1] in ("L", "T", "C")]
@@ -177,13 +202,13 @@ def convert_labels(
         ok[mf_l] = C.MULTIFIDUS_L
         ok[mf_r] = C.MULTIFIDUS_R
 
-    known_ids = [c.id for c in C.RCSA_CLASSES.classes if c.id != C.VERTEBRAL_BODY]
+    known_ids = list(_FROM_TS)
     body_note = "no vertebral body / posterior element mask: class unknown (masked from loss)"
     if parts is not None:
         ct.geometry.check_same_grid(parts.geometry)
         body = vertebra & (parts.voxels == 1)
         out[body & (out == 0)] = C.VERTEBRAL_BODY
-        known_ids.append(C.VERTEBRAL_BODY)
+        known_ids += _NEEDS_PARTS
         body_note = "vertebra label (not sacrum) AND body part 1"
     rules = {
         "split": SPLIT_NOTE,
