@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rcsa.anatomy import ANATOMY, AnatomyTable, AnatomyTableError, Envelope
 from rcsa.config import load_config
 from rcsa.io.volume import CTVolume, Geometry, SourceInfo
 from rcsa.levels.types import Level, LevelMap
 from rcsa.measure import LevelLabels, Measurement, measure
-from rcsa.anatomy import ANATOMY, AnatomyTable, AnatomyTableError, Envelope
 from rcsa.measure.plausibility import (
-    plausibility_from,
     flag_rows,
+    plausibility_from,
     plausibility_table,
     reference_range,
 )

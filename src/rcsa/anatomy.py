@@ -132,6 +132,8 @@ class Structure:
     below_iliac_crest: bool = False  # arises below the iliac crest (pelvic muscle)
     max_mm_from_vertebral_body: float | None = None  # farthest a component may lie
     paraspinal: bool = False  # in the grooves beside the spinous processes
+    #: QC overlay RGB per label id (same hue both sides, lighter right); None = grey
+    colours: tuple[tuple[int, int, int], ...] | None = None
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -223,6 +225,11 @@ class AnatomyTable:
         return {s.name: s.max_mm_from_vertebral_body for s in self.structures
                 if s.max_mm_from_vertebral_body is not None}
 
+    def colours(self) -> dict[int, tuple[int, int, int]]:
+        """Label id -> QC overlay RGB, for the rows that declare colours."""
+        return {cid: rgb for s in self.structures if s.colours is not None
+                for cid, rgb in zip(s.label_ids, s.colours, strict=True)}
+
     def with_rows(self, *rows: Structure) -> AnatomyTable:
         """A copy with ``rows`` appended (validated)."""
         return AnatomyTable((*self.structures, *rows), self.muscle_envelopes, self.references)
@@ -294,6 +301,8 @@ def _validate(t: AnatomyTable) -> None:
                 raise AnatomyTableError(
                     f"{where}: TotalSegmentator ids ({label_map}) need rule copy and one id "
                     "per label id")
+        if s.colours is not None and len(s.colours) != len(s.label_ids):
+            raise AnatomyTableError(f"{where}: one colour per label id")
         for j, e in enumerate(s.envelopes):
             _check_envelope(e, f"{where} envelope {j}", t.references)
     if len(set(ids)) != len(ids):
@@ -427,6 +436,7 @@ ANATOMY = AnatomyTable(
             prepare_rule="autochthon",
             expected_at_levels=("T11", "T12", "L1", "L2", "L3", "L4", "L5"),
             max_mm_from_vertebral_body=70.0, paraspinal=True,
+            colours=((230, 25, 75), (250, 130, 160)),
         ),
         Structure(
             "erector_spinae", "muscle", (3, 4), "Erector spinae",
@@ -441,6 +451,7 @@ ANATOMY = AnatomyTable(
             prepare_rule="autochthon",
             expected_at_levels=("T11", "T12", "L1", "L2", "L3", "L4", "L5"),
             max_mm_from_vertebral_body=120.0, paraspinal=True,
+            colours=((60, 180, 75), (170, 255, 195)),
         ),
         Structure(
             "psoas", "muscle", (5, 6), "Psoas",
@@ -463,6 +474,7 @@ ANATOMY = AnatomyTable(
             # psoas major arises from T12-L4 and runs past L5
             expected_at_levels=("L1", "L2", "L3", "L4", "L5"),
             max_mm_from_vertebral_body=40.0,
+            colours=((0, 130, 200), (120, 200, 255)),
         ),
         Structure(
             "gluteus_maximus", "muscle", (7, 8), "Gluteus maximus",
@@ -481,6 +493,7 @@ ANATOMY = AnatomyTable(
             # arises from the ilium and sacrum, below the iliac crest
             impossible_at_levels=_ABOVE_PELVIS, below_iliac_crest=True,
             expected_at_levels=("sij_lower", "femoral_head_top"),
+            colours=((245, 130, 48), (255, 215, 180)),
         ),
         Structure(
             "gluteus_medius", "muscle", (9, 10), "Gluteus medius",
@@ -498,6 +511,7 @@ ANATOMY = AnatomyTable(
             # arises from the outer ilium just below the crest
             impossible_at_levels=_ABOVE_PELVIS, below_iliac_crest=True,
             expected_at_levels=("sij_lower", "femoral_head_top"),
+            colours=((145, 30, 180), (220, 190, 255)),
         ),
         Structure(
             "vertebral_body", "bone", (11,), "Vertebral body",
@@ -511,6 +525,7 @@ ANATOMY = AnatomyTable(
                 ("mosekilde1990",), low=600.0, high=3000.0,
                 levels=("T12", "L1", "L2", "L3", "L4", "L5"), sides=("",)),),
             prepare_rule="vertebra_body_part",
+            colours=((255, 225, 25),),
         ),
     ),
     muscle_envelopes=(

@@ -9,26 +9,16 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
 
+from rcsa.anatomy import ANATOMY
 from rcsa.segment.classes import ClassMap
 
-#: RGB per class id (0 unused); same colour for left and right of one muscle, lighter right.
-_PALETTE = np.array(
-    [
-        (0, 0, 0),
-        (230, 25, 75), (250, 130, 160),  # multifidus
-        (60, 180, 75), (170, 255, 195),  # erector spinae
-        (0, 130, 200), (120, 200, 255),  # psoas
-        (245, 130, 48), (255, 215, 180),  # gluteus maximus
-        (145, 30, 180), (220, 190, 255),  # gluteus medius
-        (255, 225, 25),  # vertebral body
-    ],
-    dtype=np.uint8,
-)
+#: RGB per class id of the anatomy table (``colours`` of its rows); others grey.
+_COLOURS: dict[int, tuple[int, int, int]] = {0: (0, 0, 0), **ANATOMY.colours()}
+_GREY = (200, 200, 200)
 
 
 def _colour(i: int) -> tuple[int, int, int]:
-    c = _PALETTE[i % len(_PALETTE)] if i < len(_PALETTE) else np.array([200, 200, 200])
-    return int(c[0]), int(c[1]), int(c[2])
+    return _COLOURS.get(i, _GREY)
 
 
 def overlay_png(

@@ -37,6 +37,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from rcsa.segment import classes as C
+
 F32 = npt.NDArray[np.float32]
 Sample = dict[str, Any]
 Rng = np.random.RandomState
@@ -45,8 +47,8 @@ Rng = np.random.RandomState
 THICK_SLICE_MM = 5.0
 #: HU window of the normalised input (must match :class:`rcsa.segment.data.Preprocessing`).
 HU_MIN, HU_MAX = -250.0, 350.0
-#: rcsa muscle class ids (multifidus .. gluteus medius, both sides).
-MUSCLE_IDS = tuple(range(1, 11))
+#: rcsa muscle class ids (multifidus .. gluteus medius, both sides; left, right adjacent).
+MUSCLE_IDS: tuple[int, ...] = tuple(C.RCSA_CLASSES.muscle_ids())
 VESSEL, KIDNEY = 1, 2
 
 
