@@ -211,6 +211,12 @@ def test_segmentation_facts_are_unchanged() -> None:
     assert postprocess.PARASPINAL == ("multifidus", "erector_spinae")
     assert ANATOMY.expected_at_level() == EXPECTED_AT_LEVEL
     assert prepare._DEFAULT_IDS == TS_DEFAULT_IDS
+    # the rules other than copy are written for these structures (rcsa.segment.prepare)
+    assert {r: [s.name for s in ANATOMY.prepared_by(r)]
+            for r in ("copy", "iliopsoas", "autochthon", "vertebra_body_part", "none")} == {
+        "copy": list(GLUTEAL), "iliopsoas": ["psoas"],
+        "autochthon": ["multifidus", "erector_spinae"], "vertebra_body_part": ["vertebral_body"],
+        "none": []}
     assert prepare._NEEDS_PARTS == (11,)
     assert prepare._FROM_TS == (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
     assert [qc._colour(i) for i in range(12)] == PALETTE
@@ -277,7 +283,7 @@ def test_extra_row_yields_classes_levels_codes_envelopes_and_columns() -> None:
     assert levels["muscles"]["quadratus_lumborum"] == "L3"
     assert levels["available"]["quadratus_lumborum"] == ["L3", "L4"]
     assert list(levels["muscles"]).index("quadratus_lumborum") < list(
-        levels["muscles"]).index("gluteus_medius")  # top to bottom by default level
+        levels["muscles"]).index("gluteus_medius")  # LEVEL_NAMES order of default level
     concept = rc.structure_concepts(ext)["quadratus_lumborum"]
     assert (concept.value, concept.scheme_designator) == ("structure-test-ql", "99RCSA")
     assert ("99RCSA", "structure-test-ql") not in rc.SOURCES  # the shipped codes untouched

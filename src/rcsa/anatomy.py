@@ -56,7 +56,9 @@ SIDES: tuple[str, str] = ("left", "right")
 #: ``bone`` (the vertebral body) is measured as the rCSA normaliser.
 KINDS = ("muscle", "bone")
 #: How :mod:`rcsa.segment.prepare` derives a structure from TotalSegmentator labels:
-#: ``copy`` = TotalSegmentator's ``<totalsegmentator>_left`` / ``_right`` label as is;
+#: ``copy`` = TotalSegmentator's ``<totalsegmentator>_left`` / ``_right`` label as is (any
+#: number of rows); the other rules are algorithms written for the structures that use them
+#: today (psoas; multifidus + erector spinae; vertebral body) and make only those:
 #: ``iliopsoas`` = the psoas part of ``iliopsoas_*`` (rule); ``autochthon`` = rule-derived
 #: split of ``autochthon_*`` (medial part multifidus, lateral part erector spinae);
 #: ``vertebra_body_part`` = a vertebra label AND body part 1 of a body / posterior-element
@@ -160,9 +162,6 @@ class AnatomyTable:
 
     def __post_init__(self) -> None:
         _validate(self)
-
-    def __iter__(self) -> Any:
-        return iter(self.structures)
 
     def structure(self, name: str) -> Structure:
         for s in self.structures:

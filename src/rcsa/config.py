@@ -2,7 +2,8 @@
 
 The default and allowed level of each muscle (``[levels.muscles]``, ``[levels.available]``)
 are not written in ``defaults.toml``: they come from the anatomy table
-(:data:`rcsa.anatomy.ANATOMY`, one row per structure), listed top to bottom by default level.
+(:data:`rcsa.anatomy.ANATOMY`, one row per structure), listed in :data:`LEVEL_NAMES` order of
+their default level (table order within a level), as ``defaults.toml`` listed them.
 A user file gives its own ``[levels.muscles]`` (and optionally ``[levels.available]``) and
 replaces them, as before.
 
@@ -146,7 +147,8 @@ def _parse(data: dict[str, Any], source: str) -> RcsaConfig:
 
 def table_levels(table: AnatomyTable = ANATOMY) -> dict[str, Any]:
     """``{"muscles": ..., "available": ...}`` of the defaults, from the anatomy table: muscles
-    top to bottom by default level (:data:`LEVEL_NAMES` order), table order within a level."""
+    in :data:`LEVEL_NAMES` order of their default level, table order within a level (the
+    order of ``run.json``'s config and of the report's key muscles)."""
     defaults = table.default_levels()
 
     def rank(muscle: str) -> int:
