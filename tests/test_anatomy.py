@@ -360,6 +360,28 @@ def test_extra_row_is_measured_and_reported(tmp_path: Path,
     assert ql["csa_mm2"] == pytest.approx(400.0)
 
 
+def test_extra_copy_row_is_prepared_from_its_totalsegmentator_label(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TotalSegmentator copy rule of rcsa.segment.prepare takes its structures, names and
+    class ids from the table: the extra row's labels become classes 12 / 13."""
+    from rcsa.io.volume import LabelVolume
+
+    ext = _extended()
+    monkeypatch.setattr(prepare, "ANATOMY", ext)
+    geo = Geometry((8, 8, 2), np.array([1.0, 1.0, 3.0]), np.zeros(3), np.eye(3))
+    ct = CTVolume(np.zeros((2, 8, 8), np.int16), geo, SourceInfo("synthetic", "synthetic"))
+    vox = np.zeros((2, 8, 8), np.uint8)
+    vox[:, 1:3, 5:7] = 1  # patient's left = larger i
+    vox[:, 1:3, 1:3] = 2
+    vox[:, 5:7, 1:3] = 3
+    names = {1: "quadratus_lumborum_left", 2: "quadratus_lumborum_right",
+             3: "gluteus_medius_right"}
+    prep = prepare.convert_labels(ct, LabelVolume(vox, geo, names), "ts_v2")
+    out = prep.labels.voxels
+    assert (out[:, 1:3, 5:7] == 12).all() and (out[:, 1:3, 1:3] == 13).all()
+    assert (out[:, 5:7, 1:3] == RCSA_CLASSES.id_of("gluteus_medius_right")).all()
+
+
 # ------------------------------------------------------------------------------------------
 # 3. validation
 # ------------------------------------------------------------------------------------------

@@ -71,7 +71,9 @@ def _default_ids() -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {m: {} for m in _RULE_INPUT_IDS}
     for s in ANATOMY.prepared_by("copy"):
         for label_map, ts_ids in s.totalsegmentator_ids.items():
-            out.setdefault(label_map, {}).update(zip(_ts_names(s), ts_ids, strict=True))
+            if label_map not in out:
+                raise ValueError(f"anatomy row {s.name}: unknown label map {label_map!r}")
+            out[label_map].update(zip(_ts_names(s), ts_ids, strict=True))
     for label_map, ids in _RULE_INPUT_IDS.items():
         out[label_map].update(ids)
     return out
