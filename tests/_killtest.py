@@ -138,7 +138,12 @@ def _done_count(out: Path) -> int:
     if not db.exists():
         return 0
     with sqlite3.connect(db) as con:
-        return int(con.execute("SELECT COUNT(*) FROM cases WHERE status = 'done'").fetchone()[0])
+        try:
+            row = con.execute("SELECT COUNT(*) FROM cases WHERE status = 'done'").fetchone()
+        except sqlite3.OperationalError:
+            # a run killed between creating the database file and its schema: nothing done
+            return 0
+        return int(row[0])
 
 
 @dataclass
