@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rcsa import _IMPORTED_AT, __version__
 from rcsa.cli_help import ConventionalGroup
@@ -101,10 +102,12 @@ def fail(exc: BaseException) -> typer.Exit:
     if State.debug:
         err.print_exception(show_locals=False)
     elif isinstance(exc, RcsaError):
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        # escape: a message naming "[levels]" or "[measure]" is text, not Rich markup
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False,
+                  soft_wrap=True)
     else:
         err.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
             "(run again with --debug for the traceback and report it)",
             highlight=False,
             soft_wrap=True,
