@@ -392,7 +392,7 @@ def register(app: typer.Typer, fail: Fail) -> None:
     @nomogram_app.command("simulate")
     def nomogram_simulate(
         out_csv: Annotated[Path, typer.Argument(help="CSV to write.")],
-        n: Annotated[int, typer.Option("--n", help="Patients.")] = 428,
+        n: Annotated[int, typer.Option("--n", min=1, help="Patients.")] = 428,
         seed: Annotated[
             int, typer.Option("--seed", help="Seed (default: the documented cohort).")
         ] = 18,
