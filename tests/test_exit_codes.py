@@ -224,3 +224,24 @@ def test_bad_level_spec_same_error_in_run_and_segment(tmp_path: Path) -> None:
     assert run.exit_code == seg.exit_code == 4
     assert "slice index must be an integer" in _one_line(run)
     assert "slice index must be an integer" in _one_line(seg)
+
+
+def test_bare_names_restrict_the_levels_in_run_and_segment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--level L3,L4`` (run) and ``--levels L3,L4`` (segment): the automatic level map,
+    only those levels segmented."""
+    pytest.importorskip("torch")
+    import rcsa.segment
+    import rcsa.segment.infer
+
+    seen: list[list[str]] = []
+
+    def fake_segment(ct: Any, levels: Any, names: Any = None, **kw: Any) -> Any:
+        seen.append(list(names or []))
+        raise _Stop("stop")
+
+    monkeypatch.setattr(rcsa.segment, "segment", fake_segment)
+    monkeypatch.setattr(rcsa.segment.infer, "segment", fake_segment)
+    runner.invoke(app, ["run", str(CT), "--out", str(tmp_path / "r"), "--level", "L4,L3"])
+    runner.invoke(app, ["segment", str(CT), "--out", str(tmp_path / "s"), "--levels", "L4,L3"])
+    assert [sorted(s) for s in seen] == [["L3", "L4"], ["L3", "L4"]]
