@@ -167,7 +167,8 @@ def test_help_of_run_shows_click_metavars() -> None:
     assert "Usage: rcsa run [OPTIONS] PATH" in text
     assert rows["--out"][0] == "PATH" and rows["--height-m"][0] == "FLOAT"
     assert rows["--level"][0] == "TEXT"
-    assert rows["--tta"][0] == "Add" and rows["--help"][0] == "Show"  # flags: no metavar
+    assert rows["--all-levels"][0] == "Segment" and rows["--help"][0] == "Show"  # flags: no
+    assert rows["--tta"][0] == "--no-tta"  # metavar; a flag pair shows both names
     root = CliRunner().invoke(app, ["--help"], terminal_width=200).stdout
     assert re.search(r"--version\s+Print the version", root), root
     missing = CliRunner().invoke(app, ["run"])
@@ -269,7 +270,7 @@ def test_every_exit_code_is_documented() -> None:
     import rcsa.cli
 
     codes = {v for k, v in vars(rcsa.cli).items() if k.startswith("EXIT_") and isinstance(v, int)}
-    assert codes == set(range(10))
+    assert codes == set(range(11))
     doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
     table = doc.split("## Exit codes", 1)[1]
     assert {int(m) for m in re.findall(r"^\| (\d+) \|", table, re.M)} == codes

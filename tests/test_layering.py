@@ -24,14 +24,16 @@ Two rules:
            ``cases``                              batch case types; no rcsa imports
    1       ``outputs``, ``io``                    atomic writes; image formats -> volumes
    2       ``levels``                             vertebral levels (classical, torch-free)
-   3       ``config``                             defaults.toml (knows the level names)
+   3       ``config``, ``cli_options``            defaults.toml (knows the level names); the
+                                                  option declarations every sub-CLI shares
    4       ``measure``, ``nomogram``              measurements; model specs and scoring
    5       ``segment``                            the model (the only torch importer)
    6       ``pipeline``                           load -> levels -> segment -> measure
    7       ``report``, ``pacs``                   screening reports; DICOMweb, SEG / SR
    8       ``batch``                              many cases, local workers or Dask
    9       ``cli_help``                           Click-style help rendering
-   10      ``cli``                                the command line
+   10      ``cli``                                the command line (a package: app, exit codes,
+                                                  info, levels, run / measure)
    ======  =====================================  ==========================================
 
 An import that must go against these rules needs an entry in :data:`ALLOWED`, with its reason;
@@ -53,7 +55,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("rcsa", "errors", "anatomy", "cases", "_lazy", "logs"),
     ("outputs", "io"),
     ("levels",),
-    ("config",),
+    ("config", "cli_options"),
     ("measure", "nomogram"),
     ("segment",),
     ("pipeline",),
@@ -202,7 +204,9 @@ def test_the_graph_sees_the_code(graph: Graph) -> None:
     """Guards the checker itself: it found the modules and their imports, lazy ones included."""
     assert len(graph) > 50
     assert {"rcsa.measure", "rcsa.measure.table"} <= graph["rcsa.pipeline"]
-    assert "rcsa.nomogram.score" in graph["rcsa.cli"]  # imported inside a command function
+    assert "rcsa.nomogram.score" in graph["rcsa.nomogram.cli"]  # inside a command function
+    assert {"rcsa.cli.main", "rcsa.nomogram.cli", "rcsa.segment.cli"} <= graph["rcsa.cli"]
+    assert "rcsa.cli_options" in graph["rcsa.segment.cli"]
     # `from rcsa.nomogram import metrics` names a submodule
     assert "rcsa.nomogram.metrics" in graph["rcsa.nomogram.evaluate"]
 

@@ -277,7 +277,9 @@ def test_parse_overrides() -> None:
     assert (ov.name, ov.kind, ov.value) == ("L3", "z", -412.5)
     ov = parse_level_override("sij_lower=slice:31")
     assert (ov.name, ov.kind, ov.value) == ("sij_lower", "slice", 31)
-    for bad in ("L3", "L3=72", "L3=y:1", "X9=slice:1", "L3=slice:1.5", "L3=z:abc", "L3=z:nan"):
+    ov = parse_level_override("L3=72")  # a bare number is a slice index (rcsa segment's form)
+    assert (ov.name, ov.kind, ov.value) == ("L3", "slice", 72)
+    for bad in ("L3", "L3=y:1", "X9=slice:1", "L3=slice:1.5", "L3=z:abc", "L3=z:nan", "L3=x"):
         with pytest.raises(LevelOverrideError):
             parse_level_override(bad)
 

@@ -614,7 +614,10 @@ def test_push_seg_only_for_the_thoracolumbar_sample(uploaded: dict[str, Path], p
 
     tl = uploaded["thoracolumbar"]
     run_dir = tmp_path / "tl_run"
-    write_scan_outputs(run_scan(tl, level_specs=["T12=slice:10"], all_levels=True), run_dir)
+    from rcsa.pipeline import RunOptions
+
+    write_scan_outputs(run_scan(tl, RunOptions(level_specs=("T12=slice:10",), all_levels=True)),
+                       run_dir)
     result = push_results(Case("tl", path=tl), run_dir, tl, url=pacs_env)
     assert result["pushed"] is True and result["sr_sop_instance_uid"] is None
     assert "no measured value" in result["sr_skipped"]

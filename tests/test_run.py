@@ -142,7 +142,7 @@ def test_single_slice_with_level_runs_with_progress_on_a_terminal(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The issue's command with the level named: measured, exit 0; progress per stage on a
     terminal's stderr, none on a pipe's; the closing line gives the wall time and its parts."""
-    import rcsa.cli
+    import rcsa.cli.scan
 
     args = ["run", str(ALBERTA_SLICE), "--level", "L3=slice:0"]
     piped = runner.invoke(app, [*args, "--out", str(tmp_path / "piped")])
@@ -159,7 +159,7 @@ def test_single_slice_with_level_runs_with_progress_on_a_terminal(
     assert total >= sum(parts) - 0.15 and parts[1] > 0
 
     buf = io.StringIO()
-    monkeypatch.setattr(rcsa.cli, "err", Console(file=buf, force_terminal=True, width=200))
+    monkeypatch.setattr(rcsa.cli.scan, "err", Console(file=buf, force_terminal=True, width=200))
     tty = runner.invoke(app, [*args, "--out", str(tmp_path / "tty")])
     assert tty.exit_code == 0, tty.output
     text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", buf.getvalue())

@@ -22,12 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from rcsa.anatomy import ANATOMY, AnatomyTable
-from rcsa.errors import RcsaError
+from rcsa.errors import ConfigError
 from rcsa.levels.types import LEVEL_NAMES, VERTEBRAE
 
-
-class ConfigError(RcsaError):
-    """A configuration file is missing, not TOML, or holds invalid values."""
+__all__ = ["ConfigError", "LevelConfig", "MeasureConfig", "RcsaConfig", "load_config"]
 
 
 @dataclass(frozen=True)

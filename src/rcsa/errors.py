@@ -2,7 +2,9 @@
 
 Every error that a user can cause carries the offending ``path`` (when there is one) and a
 human-readable ``reason``; ``str(error)`` is a single line naming both. Only :mod:`rcsa.cli`
-turns them into messages and exit codes (see ``docs/cli.md``).
+turns them into messages and exit codes (``rcsa.cli.EXIT_CODES``, see ``docs/cli.md``): every
+class here has its own documented code, and exit code 1 is left for bugs (an exception that is
+not an :class:`RcsaError`). A new class needs a row in ``EXIT_CODES`` (a test walks them all).
 
 Hierarchy::
 
@@ -28,12 +30,17 @@ Hierarchy::
     │   ├── ScoringError                 a patient cannot be scored (missing predictor, ...)
     │   ├── ManifestError                batch manifest CSV unusable (missing column, bad row)
     │   ├── CaseIdError                  batch case ids duplicated or not usable as folder names
+    │   ├── LevelOverrideError           --level / --levels / levels file malformed, or outside
+    │   │                                the scan
+    │   ├── ConfigError                  --config file missing, not TOML, or invalid values
     │   └── DicomExportError             an rcsa run cannot be written as DICOM SEG / SR
     │       └── EmptySegmentationError   no rcsa class on any level slice: nothing to export
     ├── GeometryError                    two volumes that should share a grid do not
     ├── OutputExistsError                output exists and --overwrite was not given
     ├── ModelError                       segmentation model unusable (missing, invalid)
     │   └── ModelChecksumError           weights do not match the sha256 in metadata.json
+    ├── LevelError                       level detection cannot run on this input
+    ├── OutputWriteError                 an output cannot be written (permissions, disk full)
     ├── NothingMeasuredError             rcsa run / measure found no level and measured nothing
     │                                    (a single slice needs --level L3=slice:0)
     ├── ReportError                      a screening report cannot be made (PDF engine missing)
@@ -165,7 +172,16 @@ class LevelError(RcsaError):
 
 
 class LevelOverrideError(InputError):
-    """A manual level override (``--level``, levels file) is malformed or outside the scan."""
+    """A manual level spec (``--level`` / ``--levels``, levels file) is malformed or outside
+    the scan."""
+
+
+class ConfigError(InputError):
+    """A configuration file (``--config``) is missing, not TOML, or holds invalid values."""
+
+
+class OutputWriteError(RcsaError):
+    """An output file or folder cannot be written (permission denied, disk full, ...)."""
 
 
 class NothingMeasuredError(RcsaError):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +35,9 @@ from rcsa import __version__
 from rcsa.config import RcsaConfig, load_config
 from rcsa.errors import InputError, NothingMeasuredError, OutputExistsError
 from rcsa.io import CTVolume, LabelVolume, load, load_labels, read_label_names, read_tag
+from rcsa.io.options import LoadOptions
 from rcsa.levels import find_levels
-from rcsa.levels.override import LevelOverride, load_levels_file, parse_level_override
+from rcsa.levels.override import LevelSelection, load_levels_file, parse_level_specs
 from rcsa.levels.run import levels_document
 from rcsa.levels.types import LevelMap
 from rcsa.measure import Measurements, labels_at_levels, measure, wide_columns
@@ -52,6 +53,53 @@ Progress = Callable[[str], None]
 
 def _no_progress(stage: str) -> None:
     """The default :data:`Progress`: report nothing."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of one scan's run (``rcsa run``, ``rcsa measure``, ``rcsa screen``, every
+    case of ``rcsa batch``), built once by the command line and passed unchanged down to the
+    workers (frozen, picklable).
+
+    ``load``: how the scan is read. ``level_specs``: level specs in the one syntax of
+    :func:`rcsa.levels.override.parse_level_specs` (``L3=slice:72``, ``L3=72``, ``L3=z:-41``,
+    bare ``L3`` to restrict), applied after ``levels_file``. ``height_m``: for height^2 rCSA.
+    ``tta`` and ``all_levels`` shape the segmentation (:func:`run_scan` only; ``rcsa measure``
+    segments nothing but a missing vertebral body).
+    """
+
+    load: LoadOptions = field(default_factory=LoadOptions)
+    level_specs: tuple[str, ...] = ()
+    levels_file: Path | None = None
+    height_m: float | None = None
+    tta: bool = False
+    all_levels: bool = False
+
+    def __post_init__(self) -> None:
+        # the same rule as rcsa.measure's, checked before any work is done
+        if self.height_m is not None and not 0.5 < self.height_m < 2.8:
+            raise InputError(f"--height-m {self.height_m}: not a plausible adult height in "
+                             "metres (expected 0.5-2.8)")
+
+    def levels(self, scan: str | Path) -> LevelSelection:
+        """The manual levels for ``scan``: the levels file's, then the specs' (later win)."""
+        sel = parse_level_specs(self.level_specs)
+        if self.levels_file is None:
+            return sel
+        return LevelSelection((*load_levels_file(self.levels_file, scan=scan), *sel.overrides),
+                              sel.names)
+
+    def given(self) -> list[str]:
+        """The command-line names of the options that differ from their defaults."""
+        default = RunOptions()
+        names = {"level_specs": "--level", "levels_file": "--levels-file",
+                 "height_m": "--height-m", "tta": "--tta", "all_levels": "--all-levels"}
+        out = [opt for attr, opt in names.items() if getattr(self, attr) != getattr(default, attr)]
+        loader = {"series_uid": "--series-uid", "correct_tilt": "--no-tilt-correction",
+                  "resample_irregular": "--resample-irregular"}
+        out += [opt for attr, opt in loader.items()
+                if getattr(self.load, attr) != getattr(default.load, attr)]
+        return sorted(out)
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,15 +122,6 @@ class ScanResult:
         for ll in self.level_labels.values():
             vol[ll.slice_index] = np.asarray(ll.labels, dtype=np.uint8)
         return vol
-
-
-def _overrides(level_specs: Sequence[str], levels_file: str | Path | None,
-               scan: str | Path) -> list[LevelOverride]:
-    out: list[LevelOverride] = []
-    if levels_file is not None:
-        out += load_levels_file(levels_file, scan=scan)
-    out += [parse_level_override(s) for s in level_specs]
-    return out
 
 
 def _json_label_map(path: Path, labels: LabelVolume) -> tuple[LabelVolume, ClassMap]:
@@ -119,19 +158,19 @@ def _tag_labels(path: Path, ct: CTVolume) -> tuple[LabelVolume, ClassMap]:
 def measure_labels(
     path: str | Path,
     labels_path: str | Path,
+    options: RunOptions | None = None,
     *,
     label_map: str = "ts_v2",
     body_parts: str | Path | None = None,
-    level_specs: Sequence[str] = (),
-    levels_file: str | Path | None = None,
     config: RcsaConfig | None = None,
-    height_m: float | None = None,
     scan_id: str | None = None,
     body_from_model: bool = True,
     progress: Progress | None = None,
-    **load_opts: Any,
 ) -> ScanResult:
     """Measure existing masks: load the CT and the labels, find the levels, measure.
+
+    ``options``: loader, level specs, levels file and height (:class:`RunOptions`; its
+    ``tta`` and ``all_levels`` do not apply). Bare level names restrict the measured levels.
 
     ``label_map``: ``ts_v1`` / ``ts_v2`` (TotalSegmentator; autochthon split by rule, psoas from
     iliopsoas, vertebral body from ``body_parts``), ``rcsa`` (rcsa class ids), or the path of a
@@ -143,11 +182,12 @@ def measure_labels(
     ``progress`` is called at the start of each stage.
     """
     step = progress or _no_progress
+    opts = options or RunOptions()
     t0 = time.perf_counter()
     cfg = config or load_config()
-    overrides = _overrides(level_specs, levels_file, path)
+    selection = opts.levels(path)
     step("loading the scan")
-    ct = load(path, **load_opts)
+    ct = load(path, opts.load)
     t_load = time.perf_counter()
     step("reading the labels")
     labels_path = Path(labels_path)
@@ -174,10 +214,12 @@ def measure_labels(
         )
     t_labels = time.perf_counter()
     step("finding the levels")
-    lm = find_levels(ct, overrides)
+    lm = find_levels(ct, selection.overrides)
     t_levels = time.perf_counter()
     step("measuring")
     per_level = labels_at_levels(labels, cmap, lm, source)
+    if selection.names:
+        per_level = {n: ll for n, ll in per_level.items() if n in selection.names}
     t_model = time.perf_counter()
     if body_from_model:
         per_level, cmap, body_note = _vertebral_body_from_model(ct, lm, per_level, cmap, cfg)
@@ -185,8 +227,8 @@ def measure_labels(
             source = f"{source}; {body_note}"
             notes["vertebral_body_source"] = body_note
     t_body = time.perf_counter()
-    m = measure(ct, lm, per_level, cfg, scan_id=scan_id or _scan_id(path), height_m=height_m,
-                segmentation_source=source)
+    m = measure(ct, lm, per_level, cfg, scan_id=scan_id or _scan_id(path),
+                height_m=opts.height_m, segmentation_source=source)
     t_end = time.perf_counter()
     inputs = {"scan": str(path), "labels": str(labels_path), "label_map": str(label_map)}
     if body_parts is not None:
@@ -245,53 +287,52 @@ def _vertebral_body_from_model(
 
 def run_scan(
     path: str | Path,
+    options: RunOptions | None = None,
     *,
-    level_specs: Sequence[str] = (),
-    levels_file: str | Path | None = None,
     config: RcsaConfig | None = None,
-    height_m: float | None = None,
     scan_id: str | None = None,
-    tta: bool = False,
-    all_levels: bool = False,
     progress: Progress | None = None,
-    **load_opts: Any,
 ) -> ScanResult:
     """The whole pipeline for one scan: load -> levels -> segment (rcsa's shipped model) ->
     measure. Torch is imported here, lazily.
 
     Segmentation runs on the found levels that the feature table measures (the configured
-    muscle levels and the vertebral-body levels, ``rcsa.measure.table.level_names``), or on every
-    found level with ``all_levels``. ``progress`` is called at the start of each stage.
+    muscle levels and the vertebral-body levels, ``rcsa.measure.table.level_names``), on every
+    found level with ``options.all_levels``, or on the found levels named bare in the level
+    specs. ``progress`` is called at the start of each stage.
     """
     from rcsa.measure.sources import labels_from_segmentation
     from rcsa.segment import segment
 
     step = progress or _no_progress
+    opts = options or RunOptions()
     t0 = time.perf_counter()
     cfg = config or load_config()
-    overrides = _overrides(level_specs, levels_file, path)
+    selection = opts.levels(path)
     step("loading the scan")
-    ct = load(path, **load_opts)
+    ct = load(path, opts.load)
     t_load = time.perf_counter()
     step("finding the levels")
-    lm = find_levels(ct, overrides)
+    lm = find_levels(ct, selection.overrides)
     t_levels = time.perf_counter()
-    wanted = None if all_levels else set(level_names(cfg))
+    wanted: set[str] | None = None if opts.all_levels else set(level_names(cfg))
+    if selection.names:
+        wanted = set(selection.names)
     found = [n for n, lv in lm.levels.items() if lv.found and (wanted is None or n in wanted)]
     per_level: dict[str, LevelLabels] = {}
     model_info: dict[str, Any] = {}
     cmap = RCSA_CLASSES
     if found:
         step(f"segmenting {len(found)} level(s): {', '.join(found)}")
-        result = segment(ct, lm, names=found, tta=tta)
+        result = segment(ct, lm, names=found, tta=opts.tta)
         per_level = labels_from_segmentation(result)
         cmap = result.class_map
         model_info = dict(result.model_info)
     t_seg = time.perf_counter()
     source = f"rcsa model {model_info.get('name', '')} (sha256 {model_info.get('sha256', '')})"
     step("measuring")
-    m = measure(ct, lm, per_level, cfg, scan_id=scan_id or _scan_id(path), height_m=height_m,
-                segmentation_source=source.strip())
+    m = measure(ct, lm, per_level, cfg, scan_id=scan_id or _scan_id(path),
+                height_m=opts.height_m, segmentation_source=source.strip())
     t_end = time.perf_counter()
     flags = {n: list(ll.flags) for n, ll in per_level.items() if ll.flags}
     return ScanResult(
@@ -368,19 +409,26 @@ def to_folder(
 
 
 def run_to_folder(path: str | Path, out_dir: str | Path, overwrite: bool = False,
-                  progress: Progress | None = None, **opts: Any) -> ScanResult:
+                  progress: Progress | None = None, options: RunOptions | None = None, *,
+                  config: RcsaConfig | None = None) -> ScanResult:
     """``rcsa run``: :func:`run_scan` written to ``out_dir``."""
-    return to_folder(out_dir, overwrite, lambda: run_scan(path, progress=progress, **opts),
-                     progress)
+    return to_folder(
+        out_dir, overwrite,
+        lambda: run_scan(path, options, config=config, progress=progress), progress)
 
 
 def measure_to_folder(path: str | Path, labels_path: str | Path, out_dir: str | Path,
                       overwrite: bool = False, progress: Progress | None = None,
-                      **opts: Any) -> ScanResult:
+                      options: RunOptions | None = None, *, label_map: str = "ts_v2",
+                      body_parts: str | Path | None = None, config: RcsaConfig | None = None,
+                      body_from_model: bool = True) -> ScanResult:
     """``rcsa measure``: :func:`measure_labels` written to ``out_dir``."""
-    return to_folder(out_dir, overwrite,
-                     lambda: measure_labels(path, labels_path, progress=progress, **opts),
-                     progress)
+    return to_folder(
+        out_dir, overwrite,
+        lambda: measure_labels(path, labels_path, options, label_map=label_map,
+                               body_parts=body_parts, config=config,
+                               body_from_model=body_from_model, progress=progress),
+        progress)
 
 
 def _scan_id(path: str | Path) -> str:

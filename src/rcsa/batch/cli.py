@@ -9,19 +9,36 @@ the outcome. Heavy imports happen inside the command, so ``rcsa --help`` stays f
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from rcsa.pacs.cli import BodyPartOpt, DateOpt, ModalityOpt, PatientIdOpt, StudyUidOpt
+from rcsa.cli_options import (
+    QUERY_PANEL,
+    AllLevelsOpt,
+    BodyPartOpt,
+    ConfigOpt,
+    DateOpt,
+    Fail,
+    IrregularOpt,
+    ModalityOpt,
+    NoTiltOpt,
+    PacsConfigOpt,
+    PatientIdOpt,
+    StudyUidOpt,
+    TtaOpt,
+    load_options,
+)
 
 if TYPE_CHECKING:
     from rcsa.batch.cases import Case
     from rcsa.batch.discover import Discovery, Ignored
     from rcsa.batch.runner import BatchEvent, BatchReport
+    from rcsa.config import RcsaConfig
+    from rcsa.pipeline import RunOptions
 
 out = Console()
 err = Console(stderr=True)
@@ -35,9 +52,13 @@ def _short(text: str, n: int = 160) -> str:
 
 
 def run_and_report(cases: Sequence[Case], out_dir: Path, *, ignored: Sequence[Ignored] = (),
-                   show_progress: bool = True, **options: Any) -> BatchReport:
+                   show_progress: bool = True, options: RunOptions | None = None,
+                   config: RcsaConfig | None = None, workers: int = 1,
+                   threads: int | None = None, scheduler: Any = None,
+                   retry_failed: bool = False, overwrite: bool = False, keep: bool = False,
+                   push: bool = False, cache_dir: Path | None = None) -> BatchReport:
     """Run the batch with a Rich progress bar (per-case lines above it) and print a summary.
-    ``options`` go to :func:`rcsa.batch.run_batch` unchanged."""
+    The keywords are :func:`rcsa.batch.run_batch`'s."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -82,7 +103,10 @@ def run_and_report(cases: Sequence[Case], out_dir: Path, *, ignored: Sequence[Ig
             progress.update(task_id, description="table written")
 
     with progress:
-        report = run_batch(cases, out_dir, ignored=ignored, progress=on_event, **options)
+        report = run_batch(cases, out_dir, ignored=ignored, progress=on_event, options=options,
+                           config=config, workers=workers, threads=threads,
+                           scheduler=scheduler, retry_failed=retry_failed,
+                           overwrite=overwrite, keep=keep, push=push, cache_dir=cache_dir)
     for f in report.failures:
         when = "" if f.status == "failed" else " (earlier run; --retry-failed to retry)"
         err.print(f"[red]failed[/] {f.case_id}{when}: {f.reason}", highlight=False,
@@ -129,8 +153,7 @@ def _with_pacs(found: Discovery, query: bool, url: str | None, config: Path | No
     return Discovery(tuple(found.cases) + tuple(remote), found.ignored)
 
 
-def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit],
-             exit_failed: int) -> None:
+def register(app: typer.Typer, fail: Fail, exit_failed: int) -> None:
     """Add ``rcsa batch`` to ``app``; ``fail`` maps exceptions to exit codes, ``exit_failed``
     is the exit code of a batch that finished with failed cases."""
 
@@ -175,22 +198,11 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit],
             Path | None, typer.Option("--cache-dir", help="Where remote series are retrieved "
                                                           "(default OUT/cache).")
         ] = None,
-        config_file: Annotated[
-            Path | None, typer.Option("--config", help="TOML configuration (default: packaged).")
-        ] = None,
-        tta: Annotated[bool, typer.Option("--tta", help="Add a left-right mirrored pass.")] = False,
-        all_levels: Annotated[
-            bool, typer.Option("--all-levels", help="Segment every found level, not only the "
-                                                    "levels the feature table measures.")
-        ] = False,
-        no_tilt_correction: Annotated[
-            bool, typer.Option("--no-tilt-correction",
-                               help="Refuse gantry-tilted series instead of resampling them.")
-        ] = False,
-        resample_irregular: Annotated[
-            bool, typer.Option("--resample-irregular",
-                               help="Interpolate over missing slices instead of refusing.")
-        ] = False,
+        config_file: ConfigOpt = None,
+        tta: TtaOpt = False,
+        all_levels: AllLevelsOpt = False,
+        no_tilt_correction: NoTiltOpt = False,
+        resample_irregular: IrregularOpt = False,
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="List the cases found and stop.")
         ] = False,
@@ -198,13 +210,9 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit],
             str | None,
             typer.Option("--pacs-url", help="DICOMweb server to query for cases (QIDO-RS) and "
                                             "to --push to (credentials: docs/pacs.md).",
-                         rich_help_panel="DICOMweb query"),
+                         rich_help_panel=QUERY_PANEL),
         ] = None,
-        pacs_config: Annotated[
-            Path | None,
-            typer.Option("--pacs-config", help="PACS config file (url, credentials).",
-                         rich_help_panel="DICOMweb query"),
-        ] = None,
+        pacs_config: PacsConfigOpt = None,
         date: DateOpt = None,
         modality: ModalityOpt = "CT",
         body_part: BodyPartOpt = None,
@@ -215,6 +223,7 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit],
         try:
             from rcsa.batch.discover import discover
             from rcsa.config import load_config
+            from rcsa.pipeline import RunOptions
 
             query = pacs_url is not None or any(
                 v is not None for v in (date, body_part, patient_id, study_uid))
@@ -236,9 +245,10 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit],
             report = run_and_report(
                 found.cases, out_dir, ignored=found.ignored, workers=workers, threads=threads,
                 scheduler=scheduler, retry_failed=retry_failed, overwrite=overwrite, keep=keep,
-                push=push, cache_dir=cache_dir, config=load_config(config_file), tta=tta,
-                all_levels=all_levels, correct_tilt=not no_tilt_correction,
-                resample_irregular=resample_irregular)
+                push=push, cache_dir=cache_dir, config=load_config(config_file),
+                options=RunOptions(
+                    load=load_options(None, no_tilt_correction, resample_irregular), tta=tta,
+                    all_levels=all_levels))
         except typer.BadParameter:
             raise
         except Exception as exc:

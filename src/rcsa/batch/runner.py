@@ -64,6 +64,7 @@ from rcsa.batch.worker import CaseOutcome, CaseTask, process_case, set_threads
 from rcsa.config import RcsaConfig, load_config
 from rcsa.errors import InputError, OutputExistsError, RcsaError
 from rcsa.outputs import atomic_write, atomic_write_text
+from rcsa.pipeline import RunOptions
 
 CASES_DIR = "cases"
 TABLE_CSV = "features.csv"
@@ -417,10 +418,7 @@ def run_batch(
     keep: bool = False,
     push: bool = False,
     config: RcsaConfig | None = None,
-    tta: bool = False,
-    all_levels: bool = False,
-    correct_tilt: bool = True,
-    resample_irregular: bool = False,
+    options: RunOptions | None = None,
     threads: int | None = None,
     cache_dir: str | Path | None = None,
     ignored: Iterable[Ignored] = (),
@@ -428,11 +426,13 @@ def run_batch(
 ) -> BatchReport:
     """Process ``cases`` into ``out_dir`` (see the module docstring); resumable.
 
-    ``scheduler``: a Dask scheduler address (or ``distributed.Client``) instead of local
-    worker processes. ``threads``: torch threads per worker (default: local, the CPUs shared
-    by the workers; Dask, left as the worker has it). ``cache_dir``: where remote series are
-    retrieved (default ``out_dir/cache``), removed after each case unless ``keep``. ``push``:
-    send each finished case's results back with ``rcsa.pacs.push_results``.
+    ``options``: the run options of every case (loader, TTA, all levels; a case's own series,
+    level specs and height are added to them). ``scheduler``: a Dask scheduler address (or
+    ``distributed.Client``) instead of local worker processes. ``threads``: torch threads per
+    worker (default: local, the CPUs shared by the workers; Dask, left as the worker has it).
+    ``cache_dir``: where remote series are retrieved (default ``out_dir/cache``), removed after
+    each case unless ``keep``. ``push``: send each finished case's results back with
+    ``rcsa.pacs.push_results``.
 
     Returns the :class:`BatchReport`; a case that fails never raises (``report.n_failed``).
     Raises :class:`~rcsa.errors.CaseIdError` for duplicated ids and
@@ -449,11 +449,13 @@ def run_batch(
     out.mkdir(parents=True, exist_ok=True)
     cfg = config or load_config()
     model = model_version()
-    result_options = {"tta": tta, "all_levels": all_levels, "correct_tilt": correct_tilt,
-                      "resample_irregular": resample_irregular}
+    run_options = options or RunOptions()
+    result_options = {"tta": run_options.tta, "all_levels": run_options.all_levels,
+                      "correct_tilt": run_options.load.correct_tilt,
+                      "resample_irregular": run_options.load.resample_irregular}
     chash = config_hash(cfg, result_options)
     local_threads = threads if threads is not None else default_threads(workers)
-    options: dict[str, Any] = {
+    recorded: dict[str, Any] = {
         **result_options, "workers": workers if scheduler is None else None,
         "scheduler": _scheduler_name(scheduler),
         "threads": local_threads if scheduler is None else threads,
@@ -465,7 +467,7 @@ def run_batch(
     run_id = f"{datetime.fromtimestamp(started, UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
     with OutputLock(out), StateStore(out / STATE_FILE) as store:
-        store.begin_run(run_id, started, options)
+        store.begin_run(run_id, started, recorded)
         reports: dict[str, CaseReport] = {}
         tasks: list[CaseTask] = []
         new_rows: list[CaseRecord] = []
@@ -518,9 +520,7 @@ def run_batch(
                 dict(case.clinical), attempts=rec.attempts if rec and same else 0,
                 run_id=run_id))
             tasks.append(CaseTask(
-                case, case_dir, cfg, overwrite=replace, tta=tta, all_levels=all_levels,
-                correct_tilt=correct_tilt,
-                resample_irregular=resample_irregular,
+                case, case_dir, cfg, run_options, overwrite=replace,
                 cache_dir=Path(cache_dir) if cache_dir is not None else out / "cache",
                 keep=keep, push=push, threads=local_threads if scheduler is None else threads))
         if new_rows:
@@ -569,7 +569,7 @@ def run_batch(
         write_table(table, out)
         emit(BatchEvent("table"))
         report = BatchReport(
-            out, run_id, started, time.time(), model, chash, options,
+            out, run_id, started, time.time(), model, chash, recorded,
             [reports[c.case_id] for c in cases], ignored, len(table), problems)
         text = json.dumps(report.to_dict(), indent=2, default=str) + "\n"
         atomic_write_text(out / REPORT_FILE, text, overwrite=True)

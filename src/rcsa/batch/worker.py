@@ -18,13 +18,16 @@ import socket
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rcsa.batch.cases import Case
 from rcsa.config import RcsaConfig
 from rcsa.errors import RcsaError
+
+if TYPE_CHECKING:
+    from rcsa.pipeline import RunOptions
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,10 @@ class CaseTask:
     case: Case
     case_dir: Path
     config: RcsaConfig
+    #: the batch's run options (loader, TTA, all levels); the case adds its series, levels
+    #: and height (:func:`case_options`)
+    options: RunOptions
     overwrite: bool = False
-    tta: bool = False
-    all_levels: bool = False
-    correct_tilt: bool = True
-    resample_irregular: bool = False
     cache_dir: Path | None = None
     keep: bool = False
     push: bool = False
@@ -104,6 +106,12 @@ def _describe(exc: BaseException) -> tuple[str, str, str]:
     return (f"internal error: {type(exc).__name__}: {exc}", type(exc).__name__, detail)
 
 
+def case_options(options: RunOptions, case: Case, series_uid: str | None) -> RunOptions:
+    """The batch's ``options`` with this case's series, level specs and height."""
+    return replace(options, load=replace(options.load, series_uid=series_uid),
+                   level_specs=tuple(case.levels), height_m=case.height_m)
+
+
 def process_case(task: CaseTask) -> CaseOutcome:
     """Run one case to its output folder; never raises for a failing case."""
     from rcsa.pipeline import run_scan, write_scan_outputs
@@ -126,10 +134,8 @@ def process_case(task: CaseTask) -> CaseOutcome:
             assert case.path is not None
             source = case.path
         stage = "pipeline"
-        result = run_scan(
-            source, level_specs=case.levels, config=task.config, height_m=case.height_m,
-            scan_id=case.case_id, tta=task.tta, all_levels=task.all_levels, series_uid=series_uid,
-            correct_tilt=task.correct_tilt, resample_irregular=task.resample_irregular)
+        result = run_scan(source, case_options(task.options, case, series_uid),
+                          config=task.config, scan_id=case.case_id)
         stage = "write"
         write_scan_outputs(result, task.case_dir, overwrite=task.overwrite)
         pushed: dict[str, Any] | None = None

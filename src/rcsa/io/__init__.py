@@ -7,6 +7,7 @@
 
 from rcsa.io.image import load_labels, read_label_names
 from rcsa.io.load import load
+from rcsa.io.options import LoadOptions
 from rcsa.io.tag import read_tag
 from rcsa.io.volume import (
     CTVolume,
@@ -22,6 +23,7 @@ __all__ = [
     "CTVolume",
     "Geometry",
     "LabelVolume",
+    "LoadOptions",
     "SeriesIds",
     "SeriesSummary",
     "Slice",

@@ -9,6 +9,7 @@ from pathlib import Path
 from rcsa.errors import InputNotFoundError, UnsupportedFormatError
 from rcsa.io.dicom import load_dicom
 from rcsa.io.image import check_readable, image_format, load_image
+from rcsa.io.options import LoadOptions
 from rcsa.io.volume import CTVolume
 
 PathLike = str | os.PathLike[str]
@@ -23,6 +24,7 @@ def _looks_like_dicom(path: Path) -> bool:
 
 def load(
     source: PathLike | Sequence[PathLike],
+    options: LoadOptions | None = None,
     *,
     series_uid: str | None = None,
     correct_tilt: bool = True,
@@ -30,16 +32,22 @@ def load(
 ) -> CTVolume:
     """Load a CT scan: a DICOM folder/file/file list, or a NIfTI / NRRD / MetaImage file.
 
+    ``options`` (a :class:`~rcsa.io.options.LoadOptions`, what the command line and the
+    pipeline pass) or the same settings as keywords (``series_uid``, ``correct_tilt``,
+    ``resample_irregular``; used only without ``options``).
+
     The result is in Hounsfield units, in rcsa's canonical LPS orientation (see
     :mod:`rcsa.io.volume`). Problems raise subclasses of :class:`rcsa.errors.InputError`
     naming the file and the reason; tolerated oddities are listed in ``volume.warnings``.
     """
+    opts = options if options is not None else LoadOptions(
+        series_uid=series_uid, correct_tilt=correct_tilt, resample_irregular=resample_irregular)
     single = isinstance(source, (str, os.PathLike))
     paths = [Path(source)] if single else [Path(p) for p in source]  # type: ignore[arg-type,union-attr]
     dicom_opts = {
-        "series_uid": series_uid,
-        "correct_tilt": correct_tilt,
-        "resample_irregular": resample_irregular,
+        "series_uid": opts.series_uid,
+        "correct_tilt": opts.correct_tilt,
+        "resample_irregular": opts.resample_irregular,
     }
     if len(paths) != 1:
         return load_dicom(paths, **dicom_opts)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""Manual level overrides: ``L3=z:-412.5``, ``L3=slice:72`` and JSON levels files.
+"""Manual level specs: ``L3=z:-412.5``, ``L3=slice:72``, ``L3=72``, bare ``L3`` and JSON
+levels files. :func:`parse_level_specs` is the one parser of every command's level option.
 
 A levels file is JSON in one of these shapes::
 
@@ -63,12 +64,47 @@ def _parse_value(name: str, text: str, source: str) -> LevelOverride:
     return LevelOverride(_check_name(name, source), "z" if kind == "z" else "slice", num, source)
 
 
-def parse_level_override(text: str) -> LevelOverride:
-    """Parse ``NAME=z:<mm>`` or ``NAME=slice:<k>`` (the ``--level`` option)."""
+def parse_level_override(text: str, source: str = "--level") -> LevelOverride:
+    """Parse one ``NAME=z:<mm>``, ``NAME=slice:<k>`` or ``NAME=<k>`` (a slice index)."""
     name, sep, rest = text.partition("=")
     if not sep:
-        raise LevelOverrideError(f"bad override {text!r}: expected NAME=z:<mm> or NAME=slice:<k>")
-    return _parse_value(name.strip(), rest.strip(), "--level")
+        raise LevelOverrideError(
+            f"bad override {text!r} in {source}: expected NAME=z:<mm>, NAME=slice:<k> or NAME=<k>"
+        )
+    value = rest.strip()
+    if ":" not in value:  # NAME=<k>: a slice index (rcsa segment's historical form)
+        value = f"slice:{value}"
+    return _parse_value(name.strip(), value, source)
+
+
+@dataclass(frozen=True)
+class LevelSelection:
+    """What level specs ask for: manual ``overrides`` and, from bare names, the only levels to
+    segment / measure (``names``; empty = no restriction). Picklable."""
+
+    overrides: tuple[LevelOverride, ...] = ()
+    names: tuple[str, ...] = ()
+
+
+def parse_level_specs(specs: Iterable[str], source: str = "--level") -> LevelSelection:
+    """The one parser of level specs (``rcsa run --level``, ``rcsa segment --levels``, a batch
+    manifest's ``levels`` column, ``rcsa levels``, ``rcsa screen``).
+
+    Each spec holds one or more comma-separated items: ``NAME=slice:<k>``, ``NAME=<k>`` (slice
+    index), ``NAME=z:<mm>`` (LPS z in mm) or a bare ``NAME`` (restrict to that level). Unknown
+    names and malformed values raise :class:`~rcsa.errors.LevelOverrideError`.
+    """
+    overrides: list[LevelOverride] = []
+    names: list[str] = []
+    for spec in specs:
+        for item in (p.strip() for p in str(spec).split(",")):
+            if not item:
+                continue
+            if "=" in item:
+                overrides.append(parse_level_override(item, source))
+            else:
+                names.append(_check_name(item, source))
+    return LevelSelection(tuple(overrides), tuple(dict.fromkeys(names)))
 
 
 def _from_entry(name: str, entry: Any, source: str) -> LevelOverride:

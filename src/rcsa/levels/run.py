@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rcsa.errors import LevelError
+from rcsa.errors import LevelOverrideError, OutputWriteError
+from rcsa.io.options import LoadOptions
 from rcsa.levels.find import find_levels
-from rcsa.levels.override import LevelOverride, load_levels_file, parse_level_override
+from rcsa.levels.override import LevelOverride, load_levels_file, parse_level_specs
 from rcsa.levels.qc import write_qc_png
 from rcsa.levels.types import LevelMap
 from rcsa.outputs import atomic_write_text, check_writable
@@ -29,7 +30,7 @@ def detect_levels_for_path(
     json_out: str | Path | None = None,
     qc_out: str | Path | None = None,
     overwrite: bool = False,
-    **load_opts: Any,
+    load_options: LoadOptions | None = None,
 ) -> LevelMap:
     """Load ``path``, find the levels, apply overrides (file first, then ``--level``), and
     write the JSON (``'-'`` = stdout) and QC PNG when asked. Bad overrides raise
@@ -43,8 +44,14 @@ def detect_levels_for_path(
     overrides: list[LevelOverride] = []
     if levels_file is not None:
         overrides += load_levels_file(levels_file, scan=path)
-    overrides += [parse_level_override(s) for s in level_specs]
-    ct = load(path, **load_opts)
+    selection = parse_level_specs(level_specs)
+    if selection.names:
+        raise LevelOverrideError(
+            f"--level {','.join(selection.names)}: a bare level name restricts the levels "
+            "segmented or measured; `rcsa levels` shows every level (place one with "
+            "NAME=slice:K or NAME=z:MM)")
+    overrides += selection.overrides
+    ct = load(path, load_options)
     lm = find_levels(ct, overrides)
     if json_out is not None:
         text = json.dumps(levels_document(path, lm), indent=2) + "\n"
@@ -54,7 +61,8 @@ def detect_levels_for_path(
             try:
                 atomic_write_text(Path(json_out), text, overwrite, create_parent=True)
             except OSError as exc:
-                raise LevelError(f"cannot write JSON: {exc.strerror or exc}", json_out) from None
+                raise OutputWriteError(f"cannot write JSON: {exc.strerror or exc}",
+                                       json_out) from None
     if qc_out is not None:
         write_qc_png(ct, lm, qc_out, title=f"rcsa levels: {Path(path).name}", overwrite=overwrite)
     return lm

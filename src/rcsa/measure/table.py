@@ -16,6 +16,7 @@ from typing import Any
 from rcsa import __version__
 from rcsa.anatomy import ANATOMY
 from rcsa.config import RcsaConfig, load_config
+from rcsa.errors import InputError
 from rcsa.io.volume import CTVolume
 from rcsa.levels.types import VERTEBRAE, LevelMap
 from rcsa.measure.plausibility import flag_rows
@@ -227,7 +228,8 @@ def measure(
     cfg = config or load_config()
     mc = cfg.measure
     if height_m is not None and not (0.5 < height_m < 2.8):
-        raise ValueError(f"height {height_m} m is not a plausible adult height in metres")
+        raise InputError(f"--height-m {height_m}: not a plausible adult height in metres "
+                         "(expected 0.5-2.8)")
     rows: list[Measurement] = []
 
     # vertebral bodies first: they are the default normaliser

@@ -8,13 +8,24 @@ Library modules are imported inside the commands so that ``rcsa --help`` stays f
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from rcsa.cli_options import (
+    QUERY_PANEL,
+    BodyPartOpt,
+    DateOpt,
+    Fail,
+    ModalityOpt,
+    PacsConfigOpt,
+    PatientIdOpt,
+    SeriesUidOpt,
+    StudyUidOpt,
+)
 
 out = Console()
 err = Console(stderr=True)
@@ -23,41 +34,6 @@ UrlOpt = Annotated[
     str | None,
     typer.Option("--url", help="DICOMweb service root, e.g. https://pacs.example.org/dicom-web "
                                "(default: RCSA_DICOMWEB_URL or url in the config file)."),
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--pacs-config",
-                 help="PACS config file (TOML: url, username, password or token, timeout_s, "
-                      "verify_tls, ca_bundle); default RCSA_PACS_CONFIG or "
-                      "~/.config/rcsa/pacs.toml."),
-]
-SeriesOpt = Annotated[
-    str | None,
-    typer.Option("--series-uid", help="The source series in DICOM_DIR, when it holds several."),
-]
-
-# Study / series filters of a DICOMweb query: `rcsa pacs query` and `rcsa batch` share them.
-QUERY_PANEL = "DICOMweb query"
-DateOpt = Annotated[
-    str | None,
-    typer.Option("--date", help="Study date or range: 2024-03-01, 2024-01-01..2024-03-31, "
-                                "2024-01-01.., ..2024-03-31.", rich_help_panel=QUERY_PANEL),
-]
-ModalityOpt = Annotated[
-    str, typer.Option("--modality", help="Modality ('' for any).", rich_help_panel=QUERY_PANEL)
-]
-BodyPartOpt = Annotated[
-    str | None,
-    typer.Option("--body-part", help="BodyPartExamined (wildcards * ?).",
-                 rich_help_panel=QUERY_PANEL),
-]
-PatientIdOpt = Annotated[
-    str | None,
-    typer.Option("--patient-id", help="PatientID (wildcards * ?).", rich_help_panel=QUERY_PANEL),
-]
-StudyUidOpt = Annotated[
-    str | None,
-    typer.Option("--study-uid", help="StudyInstanceUID.", rich_help_panel=QUERY_PANEL),
 ]
 
 
@@ -75,7 +51,7 @@ def _query_table(records: list[Any]) -> Table:
     return t
 
 
-def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> None:
+def register(app: typer.Typer, fail: Fail) -> None:
     """Add the ``pacs`` command group to ``app``; ``fail`` maps exceptions to exit codes."""
     pacs_app = typer.Typer(
         help="PACS over DICOMweb: query, retrieve, push SEG + SR (docs/pacs.md).",
@@ -86,7 +62,7 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
     @pacs_app.command("query")
     def query_cmd(
         url: UrlOpt = None,
-        pacs_config: ConfigOpt = None,
+        pacs_config: PacsConfigOpt = None,
         date: DateOpt = None,
         modality: ModalityOpt = "CT",
         body_part: BodyPartOpt = None,
@@ -136,7 +112,7 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
                                              "sub-folder.")
         ],
         url: UrlOpt = None,
-        pacs_config: ConfigOpt = None,
+        pacs_config: PacsConfigOpt = None,
     ) -> None:
         """Retrieve one series (WADO-RS) into a new folder under --out."""
         try:
@@ -159,8 +135,8 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
             Path, typer.Option("--source", help="The DICOM folder the run analysed.")
         ],
         url: UrlOpt = None,
-        pacs_config: ConfigOpt = None,
-        series_uid: SeriesOpt = None,
+        pacs_config: PacsConfigOpt = None,
+        series_uid: SeriesUidOpt = None,
     ) -> None:
         """Build SEG + SR from a run folder and store them on the server (STOW-RS)."""
         try:
@@ -187,7 +163,7 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
             Path, typer.Option("--source", help="The DICOM folder the run analysed.")
         ],
         out_dir: Annotated[Path, typer.Option("--out", help="Folder for seg.dcm and sr.dcm.")],
-        series_uid: SeriesOpt = None,
+        series_uid: SeriesUidOpt = None,
         overwrite: Annotated[
             bool, typer.Option("--overwrite", help="Replace existing seg.dcm / sr.dcm.")
         ] = False,

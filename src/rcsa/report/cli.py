@@ -6,18 +6,30 @@ app's ``fail`` (one line, exit code from ``rcsa.cli.EXIT_CODES``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from rcsa.cli_options import (
+    ConfigOpt,
+    Fail,
+    HeightOpt,
+    IrregularOpt,
+    LevelOpt,
+    LevelsFileOpt,
+    NoTiltOpt,
+    OverwriteDirOpt,
+    SeriesUidOpt,
+    load_options,
+)
+
 out = Console()
 err = Console(stderr=True)
 
 
-def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> None:
+def register(app: typer.Typer, fail: Fail) -> None:
     """Add ``rcsa screen`` to ``app``; ``fail`` maps exceptions to exit codes."""
 
     @app.command("screen")
@@ -54,44 +66,28 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
         no_pdf: Annotated[
             bool, typer.Option("--no-pdf", help="Write report.html and report.json only.")
         ] = False,
-        overwrite: Annotated[
-            bool, typer.Option("--overwrite", help="Replace a non-empty output folder.")
-        ] = False,
-        level: Annotated[
-            list[str] | None,
-            typer.Option("--level", help="Manual level, e.g. L3=slice:72 (repeatable)."),
-        ] = None,
-        levels_file: Annotated[
-            Path | None, typer.Option("--levels-file", help="JSON file of manual levels.")
-        ] = None,
-        height_m: Annotated[
-            float | None, typer.Option("--height-m", help="Height in metres (height^2 rCSA).")
-        ] = None,
-        config_file: Annotated[
-            Path | None, typer.Option("--config", help="TOML configuration (default: packaged).")
-        ] = None,
-        series_uid: Annotated[
-            str | None, typer.Option("--series-uid", help="DICOM series to analyse.")
-        ] = None,
+        overwrite: OverwriteDirOpt = False,
+        level: LevelOpt = None,
+        levels_file: LevelsFileOpt = None,
+        height_m: HeightOpt = None,
+        config_file: ConfigOpt = None,
+        series_uid: SeriesUidOpt = None,
+        no_tilt_correction: NoTiltOpt = False,
+        resample_irregular: IrregularOpt = False,
     ) -> None:
         """One patient's preoperative report: QC, muscle table, risk score (HTML, PDF, JSON)."""
         try:
             from rcsa.config import load_config
+            from rcsa.pipeline import RunOptions
             from rcsa.report.screen import screen
 
-            opts: dict[str, object] = {}
-            if level:
-                opts["level_specs"] = level
-            if levels_file is not None:
-                opts["levels_file"] = levels_file
-            if height_m is not None:
-                opts["height_m"] = height_m
-            if series_uid is not None:
-                opts["series_uid"] = series_uid
+            options = RunOptions(
+                load=load_options(series_uid, no_tilt_correction, resample_irregular),
+                level_specs=tuple(level or ()), levels_file=levels_file, height_m=height_m)
             res = screen(
                 path, out_dir, model=model, assignments=assign or [], clinical=clinical,
                 show_phi=show_phi, overwrite=overwrite, pdf=not no_pdf,
-                config=load_config(config_file), **opts,
+                config=load_config(config_file), options=options,
             )
         except Exception as exc:
             raise fail(exc) from None

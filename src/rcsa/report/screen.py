@@ -21,7 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rcsa.config import RcsaConfig, load_config
 from rcsa.errors import InputError, InputNotFoundError
@@ -37,6 +37,9 @@ from rcsa.report.content import (
 )
 from rcsa.report.inputs import ClinicalInputs, collect_inputs, resolve_predictors
 from rcsa.report.render import PDF_ENGINE, pdf_engine, render_html, render_pdf
+
+if TYPE_CHECKING:
+    from rcsa.pipeline import RunOptions
 
 
 @dataclass(frozen=True)
@@ -102,16 +105,16 @@ def screen(
     overwrite: bool = False,
     pdf: bool = True,
     config: RcsaConfig | None = None,
-    **run_opts: Any,
+    options: RunOptions | None = None,
 ) -> ScreenResult:
     """Run the pipeline on one scan (or read an ``rcsa run`` folder), merge the clinical
     values, score with ``model`` and write the report into ``out_dir``.
 
-    ``run_opts`` go to :func:`rcsa.pipeline.run_scan` (levels, height, loader options). Inputs
+    ``options`` go to :func:`rcsa.pipeline.run_scan` (levels, height, loader options). Inputs
     that cannot be used (unknown field, unparsable value, bad spec) raise before any work; a
     predictor that is simply missing gives a report without a score that lists it.
     """
-    from rcsa.pipeline import check_output_dir, run_scan, write_scan_outputs
+    from rcsa.pipeline import RunOptions, check_output_dir, run_scan, write_scan_outputs
 
     src, out = Path(path), Path(out_dir)
     if not src.exists():
@@ -122,8 +125,8 @@ def screen(
         pdf_engine()  # a missing PDF engine fails here, before the pipeline runs
     spec: ModelSpec | None = load_spec(model) if model is not None else None
     from_run = is_run_folder(src)
-    scan_only = sorted("--level" if k == "level_specs" else "--" + k.replace("_", "-")
-                       for k, v in run_opts.items() if v not in (None, (), []))
+    run_options = options or RunOptions()
+    scan_only = run_options.given()
     if from_run and scan_only:
         raise InputError(f"{', '.join(scan_only)} apply to a scan, not to an rcsa run folder",
                          src)
@@ -143,7 +146,7 @@ def screen(
                 if note:
                     warnings.append(f"--show-phi: {note}")
         else:
-            result = run_scan(src, config=cfg, **run_opts)
+            result = run_scan(src, run_options, config=cfg)
             write_scan_outputs(result, stage / "run")
             run = read_run_folder(stage / "run")
             acquisition = dict(result.ct.source.acquisition)

@@ -8,46 +8,50 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
+from rcsa.cli_options import (
+    Fail,
+    IrregularOpt,
+    NoTiltOpt,
+    SegmentLevelsOpt,
+    SeriesUidOpt,
+    TtaOpt,
+    load_options,
+)
 from rcsa.errors import InputError
+
+if TYPE_CHECKING:  # imported when a command runs, not for `rcsa --help`
+    from rcsa.io import CTVolume
+    from rcsa.levels.override import LevelSelection
+    from rcsa.levels.types import Level, LevelMap
 
 out = Console()
 err = Console(stderr=True)
 
 
-def parse_levels(spec: str) -> tuple[dict[str, int], list[str]]:
-    """``"L3=72,L4=62"`` -> ({"L3": 72, "L4": 62}, []); bare names ``"L3,L4"`` restrict."""
-    explicit: dict[str, int] = {}
-    names: list[str] = []
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        if "=" in part:
-            name, _, value = part.partition("=")
-            value = value.strip().removeprefix("slice:")
-            try:
-                explicit[name.strip()] = int(value)
-            except ValueError as exc:
-                raise InputError(f"--levels: {part!r} is not NAME=SLICE_INDEX") from exc
-        else:
-            names.append(part)
-    return explicit, names
+def segment_levels(ct: CTVolume, selection: LevelSelection
+                   ) -> tuple[LevelMap | dict[str, Level], list[str]]:
+    """The levels ``rcsa segment`` works on, from its parsed ``--levels`` specs (the one syntax
+    of :func:`rcsa.levels.override.parse_level_specs`), and the names that restrict them.
 
-
-def _detect_levels(ct: Any) -> Any:
-    """The automatic level map (``rcsa.levels.find_levels``)."""
+    Specs that place levels (``L3=72``, ``L3=slice:72``, ``L3=z:-412``) give exactly those
+    levels, without level detection; otherwise the automatic level map
+    (``rcsa.levels.find_levels``), restricted to the bare names given.
+    """
     from rcsa.levels import find_levels
+    from rcsa.levels.override import apply_overrides
 
-    return find_levels(ct)
+    if selection.overrides:
+        return apply_overrides(ct, {}, selection.overrides), list(selection.names)
+    return find_levels(ct), list(selection.names)
 
 
-def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> None:
+def register(app: typer.Typer, fail: Fail) -> None:
     """Add the segmentation commands to ``app``; ``fail`` maps exceptions to exit codes."""
 
     @app.command("prepare-training")
@@ -139,7 +143,11 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
                 raise InputError(f"--synth: {exc}") from exc
 
             arch = dict(DEFAULT_ARCH)
-            arch["features"] = [int(f) for f in features.split(",")]
+            try:
+                arch["features"] = [int(f) for f in features.split(",")]
+            except ValueError:
+                raise InputError(f"--features {features!r}: expected 6 comma-separated "
+                                 "integers") from None
             cfg = TrainConfig(
                 epochs=epochs, samples_per_epoch=samples, batch_size=batch_size, lr=lr,
                 seed=seed, threads=threads, slice_step=slice_step, arch=arch,
@@ -160,29 +168,28 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
     def segment_cmd(
         path: Annotated[Path, typer.Argument(help="CT: DICOM folder/file or NIfTI/NRRD/MHA.")],
         out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
-        levels: Annotated[
-            str | None,
-            typer.Option(
-                "--levels",
-                help="NAME=SLICE,... (canonical slice index), or level names to restrict the "
-                "automatic level map (default: every level found by rcsa.levels).",
-            ),
-        ] = None,
+        levels: SegmentLevelsOpt = None,
         model: Annotated[
             Path | None, typer.Option("--model", help="metadata.json of another model.")
         ] = None,
-        tta: Annotated[bool, typer.Option("--tta/--no-tta", help="Left-right flip TTA.")] = True,
+        tta: TtaOpt = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary JSON.")] = False,
+        series_uid: SeriesUidOpt = None,
+        no_tilt_correction: NoTiltOpt = False,
+        resample_irregular: IrregularOpt = False,
     ) -> None:
-        """Segment the muscles and vertebral body on each level's slice; write NIfTI + QC."""
+        """Segment the muscles and vertebral body on each level's slice; write NIfTI + QC.
+
+        Without --levels: every level rcsa.levels finds."""
         try:
             from rcsa.io import load
+            from rcsa.levels.override import parse_level_specs
             from rcsa.segment.infer import segment, write_outputs
             from rcsa.segment.model import load_model
 
-            ct = load(path)
-            explicit, names = parse_levels(levels or "")
-            level_map: Any = explicit or _detect_levels(ct)
+            selection = parse_level_specs(levels or (), "--levels")  # before any work
+            ct = load(path, load_options(series_uid, no_tilt_correction, resample_irregular))
+            level_map, names = segment_levels(ct, selection)
             if not level_map:
                 raise InputError("no level found in the scan: pass --levels NAME=SLICE,...")
             m = load_model(model) if model is not None else None

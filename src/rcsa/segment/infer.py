@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from rcsa.anatomy import ANATOMY
 from rcsa.errors import InputError
 from rcsa.io import CTVolume, Geometry
+from rcsa.levels.types import Level, LevelMap
 from rcsa.segment.classes import ClassMap
 from rcsa.segment.data import probabilities_to_native, resample_labels, slice_stack
 from rcsa.segment.model import LoadedModel, load_model
@@ -106,7 +107,8 @@ class SegmentationResult:
         return vol
 
 
-def level_slices(levels: Any, names: Sequence[str] | None = None) -> list[tuple[str, int]]:
+def level_slices(levels: LevelMap | Mapping[str, int | Level],
+                 names: Sequence[str] | None = None) -> list[tuple[str, int]]:
     """``[(name, slice_index)]`` from a ``Mapping[str, int]`` or an ``rcsa.levels.LevelMap``.
 
     Levels of a LevelMap that are not ``found`` (or have no slice) are skipped; ``names``
@@ -114,7 +116,7 @@ def level_slices(levels: Any, names: Sequence[str] | None = None) -> list[tuple[
     """
     pairs: list[tuple[str, int]] = []
     source: Iterable[Any]
-    if hasattr(levels, "levels") and isinstance(levels.levels, Mapping):
+    if isinstance(levels, LevelMap):
         source = levels.levels.items()
     elif isinstance(levels, Mapping):
         source = levels.items()
@@ -125,10 +127,11 @@ def level_slices(levels: Any, names: Sequence[str] | None = None) -> list[tuple[
         if isinstance(value, (int, np.integer)):
             pairs.append((str(name), int(value)))
             continue
-        status = getattr(value, "status", "found")
-        k = getattr(value, "slice_index", None)
-        if status == "found" and k is not None:
-            pairs.append((str(name), int(k)))
+        if not isinstance(value, Level):
+            raise InputError(f"level {name!r}: expected a slice index or a Level, got "
+                             f"{type(value).__name__}")
+        if value.status == "found" and value.slice_index is not None:
+            pairs.append((str(name), int(value.slice_index)))
     if names:
         have = dict(pairs)
         missing = [n for n in names if n not in have]
@@ -312,14 +315,14 @@ def _flags(labels: npt.NDArray[np.uint8], conf: Mapping[str, float], cmap: Class
 
 def segment(
     ct: CTVolume,
-    levels: Any,
+    levels: LevelMap | Mapping[str, int | Level],
     *,
     names: Sequence[str] | None = None,
     model: LoadedModel | None = None,
     tta: bool = False,
     post: bool = True,
     device: str | None = None,
-    level_map: Any = None,
+    level_map: LevelMap | None = None,
     confidence: bool = True,
 ) -> SegmentationResult:
     """Segment the axial slice of each level.
@@ -347,7 +350,7 @@ def segment(
     m.network.to(dev)
     m.network.eval()
     pairs = level_slices(levels, names)
-    anatomy = levels if hasattr(levels, "levels") else level_map
+    anatomy = levels if isinstance(levels, LevelMap) else level_map
     ceiling = gluteal_ceiling(anatomy, abs(float(ct.spacing_mm[2])), int(ct.voxels.shape[0]))
     if not pairs:
         raise InputError("no level to segment: none was found or given")
