@@ -173,13 +173,18 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
         ] = None,
         tta: Annotated[bool, typer.Option("--tta/--no-tta", help="Left-right flip TTA.")] = True,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary JSON.")] = False,
+        overwrite: Annotated[
+            bool, typer.Option("--overwrite", help="Replace a non-empty output folder.")
+        ] = False,
     ) -> None:
         """Segment the muscles and vertebral body on each level's slice; write NIfTI + QC."""
         try:
             from rcsa.io import load
+            from rcsa.runfolder import check_output_dir
             from rcsa.segment.infer import segment, write_outputs
             from rcsa.segment.model import load_model
 
+            check_output_dir(out_dir, overwrite)  # before any work
             ct = load(path)
             explicit, names = parse_levels(levels or "")
             level_map: Any = explicit or _detect_levels(ct)
@@ -187,7 +192,7 @@ def register(app: typer.Typer, fail: Callable[[BaseException], typer.Exit]) -> N
                 raise InputError("no level found in the scan: pass --levels NAME=SLICE,...")
             m = load_model(model) if model is not None else None
             result = segment(ct, level_map, names=names or None, model=m, tta=tta)
-            summary = write_outputs(result, ct, out_dir)
+            summary = write_outputs(result, ct, out_dir, overwrite=overwrite)
         except Exception as exc:
             raise fail(exc) from None
         if as_json:
