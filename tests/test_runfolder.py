@@ -49,7 +49,7 @@ def test_segmentation_round_trips_on_the_ct_grid(written: tuple[ScanResult, Path
     assert seg.geometry.size_voxels == result.ct.geometry.size_voxels
     np.testing.assert_allclose(seg.geometry.affine_lps, result.ct.geometry.affine_lps,
                                atol=1e-4)
-    assert np.array_equal(seg.voxels, result.segmentation_volume())
+    assert np.array_equal(seg.voxels, result.segmentation_volume().voxels)
     assert {k: v for k, v in seg.names.items()} == {c.id: c.name
                                                     for c in result.class_map.classes}
     assert seg.voxels.any()  # not a vacuous comparison
@@ -84,6 +84,9 @@ def test_level_map_and_tables_round_trip(written: tuple[ScanResult, Path]) -> No
     assert row[col] == pytest.approx(m.wide_row()[col], rel=1e-12)
     assert run.record["scan_id"] == "ct" and run.scan_path == result.inputs["scan"]
     assert run.image("L3") == out / "qc" / "L3.png" and run.image("nowhere") is None
+    ct = run.load_scan()  # the recorded input, on the grid the segmentation lies on
+    assert np.array_equal(ct.voxels, result.ct.voxels)
+    run.segmentation(like=ct)
 
 
 def test_reader_refusals_name_the_file(written: tuple[ScanResult, Path], tmp_path: Path) -> None:
@@ -94,13 +97,13 @@ def test_reader_refusals_name_the_file(written: tuple[ScanResult, Path], tmp_pat
     shutil.copytree(out, partial)
     (partial / N.LEVELS_JSON).unlink()
     assert not is_run_folder(partial)
-    with pytest.raises(InputError, match="levels.json is missing"):
+    with pytest.raises(InputError, match=r"levels\.json is missing"):
         open_run_folder(partial, require=N.REQUIRED_FILES)
     (partial / N.LEVELS_JSON).write_text('{"levels": {"L3": {"status": "lost"}}}')
     with pytest.raises(InputError, match="unknown status"):
         _ = open_run_folder(partial).level_map
     (partial / N.RUN_JSON).write_text("{not json")
-    with pytest.raises(InputError, match="run.json"):
+    with pytest.raises(InputError, match=r"run\.json"):
         _ = open_run_folder(partial).record
 
 

@@ -50,13 +50,14 @@ class ScanResult:
     timings_s: Mapping[str, float] = field(default_factory=dict)
     notes: Mapping[str, Any] = field(default_factory=dict)
 
-    def segmentation_volume(self) -> npt.NDArray[np.uint8]:
-        """Labels on the CT grid ``[k, j, i]``: level slices filled, every other slice 0."""
+    def segmentation_volume(self) -> LabelVolume:
+        """Labels on the CT's grid: level slices filled, every other slice 0; class names from
+        :attr:`class_map`."""
         ni, nj, nk = self.ct.size_voxels
         vol = np.zeros((nk, nj, ni), np.uint8)
         for ll in self.level_labels.values():
             vol[ll.slice_index] = np.asarray(ll.labels, dtype=np.uint8)
-        return vol
+        return LabelVolume(vol, self.ct.geometry, {c.id: c.name for c in self.class_map.classes})
 
 
 def _overrides(level_specs: Sequence[str], levels_file: str | Path | None,
@@ -410,10 +411,8 @@ def run_content(result: ScanResult) -> RunContent:
             name, ll.slice_index, ll.labels, ll.class_map,
             title=f"{name}: slice {ll.slice_index}, z {lv.z_mm:.1f} mm ({ll.source})",
             lines=tuple(_level_lines(result, name))))
-    names = {c.id: c.name for c in result.class_map.classes}
-    segmentation = LabelVolume(result.segmentation_volume(), result.ct.geometry, names)
     return RunContent(
-        ct=result.ct, segmentation=segmentation, class_map=result.class_map,
+        ct=result.ct, segmentation=result.segmentation_volume(), class_map=result.class_map,
         overlays=tuple(overlays), level_map=result.level_map,
         level_map_title=f"rcsa levels: {m.scan_id}", measurements=m,
         record=RunRecord(result.inputs, result.notes, result.timings_s))

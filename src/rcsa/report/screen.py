@@ -37,7 +37,7 @@ from rcsa.report.content import (
 )
 from rcsa.report.inputs import ClinicalInputs, collect_inputs, resolve_predictors
 from rcsa.report.render import PDF_ENGINE, pdf_engine, render_html, render_pdf
-from rcsa.runfolder import check_output_dir
+from rcsa.runfolder import check_output_dir, open_run_folder
 from rcsa.runfolder.names import RUN_JSON
 
 
@@ -87,9 +87,9 @@ def _identifiers_from_run(run: RunFolder) -> tuple[dict[str, str | None] | None,
         return None, None
     if not scan or not Path(scan).exists():
         return None, f"the scan recorded in {RUN_JSON} ({scan}) is not readable here"
-    from rcsa.io import load, patient_identifiers
+    from rcsa.io import patient_identifiers
 
-    return patient_identifiers(load(scan)), None
+    return patient_identifiers(open_run_folder(run.path).load_scan()), None
 
 
 def screen(

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from rcsa.errors import InputError, InputNotFoundError
-from rcsa.io import CTVolume, Geometry, LabelVolume, load_labels, read_label_names
+from rcsa.io import CTVolume, Geometry, LabelVolume, load, load_labels, read_label_names
 from rcsa.levels.types import LevelMap
 from rcsa.measure.types import Measurement
 from rcsa.runfolder import names as N
@@ -140,6 +140,15 @@ class RunFolder:
         """The input the run analysed, as ``run.json`` records it."""
         scan = self.record.get("inputs", {}).get("scan")
         return str(scan) if scan else None
+
+    def load_scan(self) -> CTVolume:
+        """The CT the run analysed, loaded again from :attr:`scan_path` (run folders hold no
+        image of it). Loader options the run was given (``--series-uid``, ...) are not
+        recorded: a folder of several series loads the automatic choice."""
+        scan = self.scan_path
+        if scan is None:
+            raise InputError(f"{N.RUN_JSON} records no input scan", self.path)
+        return load(scan)
 
 
 def is_run_folder(path: str | Path) -> bool:
