@@ -37,6 +37,10 @@ Two rules:
 
 An import that must go against these rules needs an entry in :data:`ALLOWED`, with its reason;
 there is none today. See ``docs/architecture.md``, "Layers".
+
+Two owner checks follow: ``rcsa.io`` is used through its public API (the package and its types
+module ``rcsa.io.volume``, never another submodule), and only ``rcsa.runfolder`` spells the
+run folder's file names in string literals.
 """
 
 from __future__ import annotations
