@@ -27,17 +27,22 @@ Two rules:
    3       ``config``, ``cli_options``            defaults.toml (knows the level names); the
                                                   option declarations every sub-CLI shares
    4       ``measure``, ``nomogram``              measurements; model specs and scoring
-   5       ``segment``                            the model (the only torch importer)
-   6       ``pipeline``                           load -> levels -> segment -> measure
-   7       ``report``, ``pacs``                   screening reports; DICOMweb, SEG / SR
-   8       ``batch``                              many cases, local workers or Dask
-   9       ``cli_help``                           Click-style help rendering
-   10      ``cli``                                the command line (a package: app, exit codes,
+   5       ``runfolder``                          the run folder: file names, writer, reader
+   6       ``segment``                            the model (the only torch importer)
+   7       ``pipeline``                           load -> levels -> segment -> measure
+   8       ``report``, ``pacs``                   screening reports; DICOMweb, SEG / SR
+   9       ``batch``                              many cases, local workers or Dask
+   10      ``cli_help``                           Click-style help rendering
+   11      ``cli``                                the command line (a package: app, exit codes,
                                                   info, levels, run / measure)
    ======  =====================================  ==========================================
 
 An import that must go against these rules needs an entry in :data:`ALLOWED`, with its reason;
 there is none today. See ``docs/architecture.md``, "Layers".
+
+Two owner checks follow: ``rcsa.io`` is used through its public API (the package and its types
+module ``rcsa.io.volume``, never another submodule), and only ``rcsa.runfolder`` spells the
+run folder's file names in string literals.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("levels",),
     ("config", "cli_options"),
     ("measure", "nomogram"),
+    ("runfolder",),
     ("segment",),
     ("pipeline",),
     ("report", "pacs"),
@@ -252,3 +258,83 @@ def test_checker_catches_a_cycle_and_an_upward_import(tmp_path: Path) -> None:
     assert problems == ["pkg.low.c imports pkg.high ('high' is in the higher layer than 'low')"]
     assert layer_violations(g, [("pkg", "low"), ("high",)], {("pkg.low.c", "pkg.high"): "x"},
                             top="pkg") == []
+
+
+# ------------------------------------------------------------------------------------------
+# owners: io's public API, the run folder's file names
+# ------------------------------------------------------------------------------------------
+#: What other packages may import of ``rcsa.io``: the package (its ``__all__``), the volume
+#: types module and the loader options (``LoadOptions``; both are light, so that ``rcsa
+#: --help`` and the option declarations do not import the image readers).
+IO_PUBLIC = {"rcsa.io", "rcsa.io.volume", "rcsa.io.options"}
+
+
+def io_private_imports(src: Path, top: str = "rcsa") -> list[str]:
+    """``from rcsa.io.<sub> import ...`` / ``import rcsa.io.<sub>`` outside io, where ``<sub>``
+    is not in :data:`IO_PUBLIC` (``from rcsa.io import load`` names the package's API, even
+    though ``load`` is also a submodule's name)."""
+    problems = []
+    for name, (path, _) in find_modules(src, top).items():
+        if unit_of(name, top) == "io":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            written: list[str] = []
+            if isinstance(node, ast.Import):
+                written = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                written = [node.module]
+            written = [w.replace(top + ".", "rcsa.", 1) for w in written]
+            problems += [f"{name} imports {w}" for w in written
+                         if w.startswith("rcsa.io.") and w not in IO_PUBLIC]
+    return problems
+
+
+def test_io_is_used_through_its_public_api(tmp_path: Path) -> None:
+    assert io_private_imports(SRC) == []
+    (tmp_path / "pkg" / "io").mkdir(parents=True)
+    (tmp_path / "pkg" / "batch").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "io" / "__init__.py").write_text("from pkg.io.dicom import x\n")
+    (tmp_path / "pkg" / "batch" / "__init__.py").write_text(
+        "from pkg.io import load\nfrom pkg.io.volume import CTVolume\n"
+        "def f():\n    from pkg.io.dicom import _judge\n")
+    assert io_private_imports(tmp_path, "pkg") == ["pkg.batch imports rcsa.io.dicom"]
+
+
+def _docstring_nodes(tree: ast.AST) -> set[int]:
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                out.add(id(body[0].value))
+    return out
+
+
+def spelled_file_names(source: str, names: Iterable[str]) -> list[str]:
+    """String literals (docstrings and comments aside) of ``source`` that hold one of
+    ``names``."""
+    tree = ast.parse(source)
+    skip = _docstring_nodes(tree)
+    hits = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                id(node) not in skip:
+            hits += [n for n in names if n in node.value]
+    return hits
+
+
+def test_only_runfolder_spells_the_run_folder_file_names() -> None:
+    """Every reader and writer of a run folder takes the file names from
+    ``rcsa.runfolder.names`` (docstrings may mention them)."""
+    from rcsa.runfolder.names import ALL_FILE_NAMES
+
+    problems = []
+    for name, (path, _) in find_modules(SRC).items():
+        if name == "rcsa.runfolder" or name.startswith("rcsa.runfolder."):
+            continue
+        for hit in spelled_file_names(path.read_text(encoding="utf-8"), ALL_FILE_NAMES):
+            problems.append(f"{name} spells {hit!r}")
+    assert problems == []
+    assert spelled_file_names('"""levels.json"""\nx = f"{a}/levels.json"\n',
+                              ALL_FILE_NAMES) == ["levels.json"]

@@ -220,7 +220,7 @@ def test_failed_write_keeps_the_previous_folder(tmp_path: Path, abdomen: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The output parts are written concurrently into a staging folder: when one part fails,
     the error reaches the caller and the existing folder is left exactly as it was."""
-    import rcsa.segment.nifti
+    import rcsa.runfolder.write
     from rcsa.pipeline import measure_to_folder
 
     out = tmp_path / "out"
@@ -233,7 +233,7 @@ def test_failed_write_keeps_the_previous_folder(tmp_path: Path, abdomen: Path,
     def broken(*_a: object, **_k: object) -> None:
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(rcsa.segment.nifti, "write_labels", broken)
+    monkeypatch.setattr(rcsa.runfolder.write, "write_labels", broken)
     with pytest.raises(OSError, match="disk full"):
         measure_to_folder(*args, overwrite=True, **opts)
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}

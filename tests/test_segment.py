@@ -425,7 +425,11 @@ def test_segment_returns_typed_per_level_masks(tiny_run: Path, abdomen: Path,
     summary = write_outputs(res, ct, tmp_path)
     seg = load_labels(tmp_path / "segmentation.nii.gz", like=ct)  # input grid, canonical back
     assert np.array_equal(seg.voxels, vol)
-    assert (tmp_path / "qc_L3.png").is_file() and (tmp_path / "qc_femoral_head_top.png").is_file()
+    assert (tmp_path / "qc" / "L3.png").is_file()
+    assert (tmp_path / "qc" / "femoral_head_top.png").is_file()
+    assert summary["qc"] == [str(tmp_path / "qc" / "L3.png"),
+                             str(tmp_path / "qc" / "femoral_head_top.png")]
+    assert json.loads((tmp_path / "segmentation_summary.json").read_text()) == summary
     names = json.loads((tmp_path / "segmentation_labels.json").read_text())
     assert names["11"] == "vertebral_body"
     assert summary["levels"]["L3"]["slice_index"] == 72
@@ -438,18 +442,28 @@ def test_cli_segment_with_levels(tiny_run: Path, abdomen: Path, tmp_path: Path) 
 
     from rcsa.cli import app
 
-    args = ["segment", str(abdomen / "ct.nii.gz"), "--out", str(tmp_path), "--model",
+    out = tmp_path / "seg"
+    args = ["segment", str(abdomen / "ct.nii.gz"), "--out", str(out), "--model",
             str(tiny_run / "model" / "metadata.json"), "--levels", "L3=72", "--no-tta"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "segmentation.nii.gz").is_file()
-    r = CliRunner().invoke(app, [*args[:-3], "--levels", "L3=999"])
+    # the run folder's writer and names (rcsa.runfolder)
+    assert {p.name for p in out.iterdir()} == {"segmentation.nii.gz", "segmentation_labels.json",
+                                              "segmentation_summary.json", "qc"}
+    assert [p.name for p in (out / "qc").iterdir()] == ["L3.png"]
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    r = CliRunner().invoke(app, args)  # a non-empty folder is refused before any work
+    assert r.exit_code == 6 and "--overwrite" in r.output, r.output
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    r = CliRunner().invoke(app, [*args, "--overwrite"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, [*args[:-3], "--levels", "L3=999", "--overwrite"])
     assert r.exit_code == 4
     bad = tmp_path / "bad_model"
     shutil.copytree(tiny_run / "model", bad)
     (bad / "model.pt").write_bytes(b"not the weights")
     r = CliRunner().invoke(app, [*args[:4], "--model", str(bad / "metadata.json"),
-                                 "--levels", "L3=72"])
+                                 "--levels", "L3=72", "--overwrite"])
     assert r.exit_code != 0 and "checksum mismatch" in r.output
 
 

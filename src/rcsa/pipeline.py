@@ -1,48 +1,31 @@
-"""One scan from file to feature table: ``measure_labels`` (existing masks) and the writer of
-the output folder shared with ``rcsa run``.
+"""One scan from file to feature table: ``run_scan`` (rcsa's model), ``measure_labels``
+(existing masks), and ``write_scan_outputs``, which writes the result as a run folder.
 
-Output folder (see ``docs/measure.md``)::
-
-    features.csv / features.parquet   one row per scan, columns = rcsa.measure.wide_columns()
-    features_long.csv                 one row per level x structure x side x quantity
-    levels.json                       the level map (rcsa levels --json format)
-    segmentation.nii.gz               labels on the input's grid, only on level slices
-    segmentation_labels.json          id -> class name
-    qc/levels.png                     sagittal + coronal level map
-    qc/<level>.png                    overlay with the numbers printed
-    run.json                          versions, configuration, inputs, timings, warnings
-
-The folder is written in a staging folder beside it and moved into place at the end, so a
-crash never leaves a half-written result; an existing non-empty folder is replaced only with
-``overwrite``.
+The run folder's files, their writer and their reader are :mod:`rcsa.runfolder` (file list in
+``docs/measure.md``); this module only says what goes into it (:func:`run_content`).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
-from rcsa import __version__
 from rcsa.config import RcsaConfig, load_config
-from rcsa.errors import InputError, NothingMeasuredError, OutputExistsError
+from rcsa.errors import InputError, NothingMeasuredError
 from rcsa.io import CTVolume, LabelVolume, load, load_labels, read_label_names, read_tag
 from rcsa.io.options import LoadOptions
 from rcsa.levels import find_levels
 from rcsa.levels.override import LevelSelection, load_levels_file, parse_level_specs
-from rcsa.levels.run import levels_document
 from rcsa.levels.types import LevelMap
-from rcsa.measure import Measurements, labels_at_levels, measure, wide_columns
+from rcsa.measure import Measurements, labels_at_levels, measure
 from rcsa.measure.table import VERTEBRAL_BODY, LevelLabels, body_levels, level_names
-from rcsa.outputs import staged_folder
+from rcsa.runfolder import Overlay, RunContent, RunRecord, check_output_dir, write_run_folder
 from rcsa.segment.classes import RCSA_CLASSES, ClassMap, SegClass
 
 LABEL_MAPS = ("ts_v1", "ts_v2", "rcsa")
@@ -115,13 +98,14 @@ class ScanResult:
     timings_s: Mapping[str, float] = field(default_factory=dict)
     notes: Mapping[str, Any] = field(default_factory=dict)
 
-    def segmentation_volume(self) -> npt.NDArray[np.uint8]:
-        """Labels on the CT grid ``[k, j, i]``: level slices filled, every other slice 0."""
+    def segmentation_volume(self) -> LabelVolume:
+        """Labels on the CT's grid: level slices filled, every other slice 0; class names from
+        :attr:`class_map`."""
         ni, nj, nk = self.ct.size_voxels
         vol = np.zeros((nk, nj, ni), np.uint8)
         for ll in self.level_labels.values():
             vol[ll.slice_index] = np.asarray(ll.labels, dtype=np.uint8)
-        return vol
+        return LabelVolume(vol, self.ct.geometry, {c.id: c.name for c in self.class_map.classes})
 
 
 def _json_label_map(path: Path, labels: LabelVolume) -> tuple[LabelVolume, ClassMap]:
@@ -441,17 +425,8 @@ def _scan_id(path: str | Path) -> str:
 
 
 # ------------------------------------------------------------------------------------------
-# writing
+# writing (the folder itself: rcsa.runfolder)
 # ------------------------------------------------------------------------------------------
-def check_output_dir(out_dir: Path, overwrite: bool) -> None:
-    """Refuse a non-empty output folder unless ``overwrite`` (before any work is done)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputExistsError("output path exists and is not a folder", out_dir)
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise OutputExistsError("output folder is not empty; pass --overwrite to replace it",
-                                out_dir)
-
-
 def _level_lines(result: ScanResult, level: str) -> list[str]:
     m = result.measurements
     lines = []
@@ -474,67 +449,24 @@ def _level_lines(result: ScanResult, level: str) -> list[str]:
     return lines
 
 
-def write_scan_outputs(result: ScanResult, out_dir: str | Path, overwrite: bool = False) -> Path:
-    """Write the output folder atomically (staging folder, then rename)."""
-    from rcsa.levels.qc import write_qc_png
-    from rcsa.segment.nifti import write_labels
-    from rcsa.segment.qc import overlay_png
-
-    out = Path(out_dir)
-    check_output_dir(out, overwrite)
+def run_content(result: ScanResult) -> RunContent:
+    """What :func:`write_scan_outputs` writes: the result with its QC image titles and lines."""
     m = result.measurements
+    overlays = []
+    for name, ll in result.level_labels.items():
+        lv = result.level_map.levels[name]
+        overlays.append(Overlay(
+            name, ll.slice_index, ll.labels, ll.class_map,
+            title=f"{name}: slice {ll.slice_index}, z {lv.z_mm:.1f} mm ({ll.source})",
+            lines=tuple(_level_lines(result, name))))
+    return RunContent(
+        ct=result.ct, segmentation=result.segmentation_volume(), class_map=result.class_map,
+        overlays=tuple(overlays), level_map=result.level_map,
+        level_map_title=f"rcsa levels: {m.scan_id}", measurements=m,
+        record=RunRecord(result.inputs, result.notes, result.timings_s))
 
-    def tables(stage: Path) -> None:
-        wide = pd.DataFrame([m.wide_row()], columns=wide_columns(m.config))
-        wide.to_csv(stage / "features.csv", index=False)
-        wide.astype(object).where(wide.notna(), None).to_parquet(stage / "features.parquet")
-        pd.DataFrame(m.long_records()).to_csv(stage / "features_long.csv", index=False)
-        (stage / "levels.json").write_text(
-            json.dumps(levels_document(result.inputs.get("scan", ""), result.level_map),
-                       indent=2) + "\n", encoding="utf-8")
 
-    def labels(stage: Path) -> None:
-        write_labels(result.segmentation_volume(), result.ct, stage / "segmentation.nii.gz")
-        (stage / "segmentation_labels.json").write_text(
-            json.dumps({str(c.id): c.name for c in result.class_map.classes}, indent=2) + "\n",
-            encoding="utf-8")
-
-    def images(stage: Path) -> None:
-        qc = stage / "qc"
-        qc.mkdir()
-        write_qc_png(result.ct, result.level_map, qc / "levels.png",
-                     title=f"rcsa levels: {m.scan_id}")
-        for name, ll in result.level_labels.items():
-            lv = result.level_map.levels[name]
-            overlay_png(result.ct.voxels[ll.slice_index], ll.labels, ll.class_map,
-                        qc / f"{name}.png",
-                        title=f"{name}: slice {ll.slice_index}, z {lv.z_mm:.1f} mm ({ll.source})",
-                        spacing_mm=(float(result.ct.spacing_mm[0]),
-                                    float(result.ct.spacing_mm[1])),
-                        lines=tuple(_level_lines(result, name)))
-
-    with staged_folder(out) as stage:
-        # Compression (NIfTI gzip, PNG zlib) runs outside the GIL: the three parts overlap.
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            jobs = [pool.submit(part, stage) for part in (labels, images, tables)]
-        for job in jobs:
-            job.result()
-        run = {
-            "rcsa_version": __version__,
-            "scan_id": m.scan_id,
-            "inputs": dict(result.inputs),
-            "scan": {
-                "format": result.ct.source.format,
-                "size_voxels": list(result.ct.size_voxels),
-                "spacing_mm": [float(v) for v in result.ct.spacing_mm],
-                "loader_warnings": list(result.ct.warnings),
-            },
-            "segmentation_source": m.segmentation_source,
-            "config": m.config.to_dict(),
-            "notes": dict(result.notes),
-            "level_warnings": list(result.level_map.warnings),
-            "timings_s": {k: round(v, 3) for k, v in result.timings_s.items()},
-        }
-        (stage / "run.json").write_text(json.dumps(run, indent=2, default=str) + "\n",
-                                        encoding="utf-8")
-    return out
+def write_scan_outputs(result: ScanResult, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write the run folder (:func:`rcsa.runfolder.write_run_folder`: atomic, refuses a
+    non-empty ``out_dir`` unless ``overwrite``)."""
+    return write_run_folder(run_content(result), out_dir, overwrite=overwrite)

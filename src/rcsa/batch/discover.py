@@ -32,7 +32,7 @@ from typing import Any
 
 from rcsa.batch.cases import Case
 from rcsa.errors import CaseIdError, InputNotFoundError, ManifestError, RcsaError
-from rcsa.io.image import IMAGE_SUFFIXES, image_format
+from rcsa.io import IMAGE_SUFFIXES, image_format
 
 #: Manifest columns with a meaning; every other column is carried as clinical data.
 MANIFEST_ID_COLUMNS = ("id", "case_id")
@@ -138,29 +138,29 @@ def _common_folder(files: Sequence[Path]) -> Path:
 
 
 def _why_not_analysable(s: _Series) -> str:
-    """The loader's own judgement (``rcsa.io.dicom``), on the headers read during discovery."""
-    from rcsa.io.dicom import _why_not_analysable as judge
+    """The loader's own judgement (``rcsa.io``), on the headers read during discovery."""
+    from rcsa.io import why_not_analysable
 
-    return judge(s.headers)
+    return why_not_analysable(s.headers)
 
 
 def _dicom_cases(root: Path, files: Iterable[Path]) -> tuple[list[Case], list[Ignored]]:
     """Group DICOM files into series with the loader's own header reader
-    (:func:`rcsa.io.dicom.read_file`) and series key, so a case's ``series_uid`` is the one
+    (:func:`rcsa.io.read_dicom_file`) and series key, so a case's ``series_uid`` is the one
     the loader finds. A damaged file (truncated, unparseable header) is not a reason to lose
     its series: a damaged copy of an instance read intact elsewhere is listed as ignored and
     left out of the case; one that names a found series (and has no intact copy) is kept in
     that series' files, so the case's folder holds it and the case fails naming it, as a
     missing instance must; one without a readable identity is listed as ignored."""
-    from rcsa.io.dicom import Damaged, read_file
+    from rcsa.io import DamagedDicom, read_dicom_file
 
     series: dict[tuple[str, str], _Series] = {}
     ignored: list[Ignored] = []
-    damaged: list[Damaged] = []
+    damaged: list[DamagedDicom] = []
     intact: dict[str, Path] = {}
     for f in files:
         try:
-            h, bad = read_file(f)
+            h, bad = read_dicom_file(f)
         except RcsaError as exc:  # the operating system refuses the file
             ignored.append(Ignored(str(f), exc.reason))
             continue
@@ -178,7 +178,7 @@ def _dicom_cases(root: Path, files: Iterable[Path]) -> tuple[list[Case], list[Ig
             s.modality = s.modality or h.modality
             s.series_number = s.series_number or str(h.get("SeriesNumber", "") or "")
             s.sop_class = s.sop_class or h.sop_class
-        except RcsaError as exc:  # checked by read_file; kept for safety
+        except RcsaError as exc:  # checked by read_dicom_file; kept for safety
             ignored.append(Ignored(str(f), exc.reason))
             continue
         s.files.append(f)

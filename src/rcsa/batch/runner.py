@@ -65,10 +65,13 @@ from rcsa.config import RcsaConfig, load_config
 from rcsa.errors import InputError, OutputExistsError, RcsaError
 from rcsa.outputs import atomic_write, atomic_write_text
 from rcsa.pipeline import RunOptions
+from rcsa.runfolder import RunFolder, open_run_folder
+from rcsa.runfolder.names import FEATURES_CSV, FEATURES_PARQUET
 
 CASES_DIR = "cases"
-TABLE_CSV = "features.csv"
-TABLE_PARQUET = "features.parquet"
+#: the consolidated table has the run folder's table format and names
+TABLE_CSV = FEATURES_CSV
+TABLE_PARQUET = FEATURES_PARQUET
 REPORT_FILE = "run_report.json"
 IGNORED_CSV = "ignored.csv"
 #: at most this many ignored inputs are listed one by one in the report
@@ -355,18 +358,19 @@ def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
 def build_table(store: StateStore, out_dir: Path,
                 config: RcsaConfig | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The consolidated feature table from every case recorded as done (sorted by case id),
-    and the problems met (a done case whose folder lost its ``features.csv``)."""
+    and the problems met (a done case whose folder lost its feature table)."""
     from rcsa.measure import wide_columns
 
     frames: list[pd.DataFrame] = []
     problems: list[str] = []
     for rec in store.records("done"):
-        path = out_dir / rec.output_dir / "features.csv"
+        path = out_dir / rec.output_dir / FEATURES_CSV
         try:
-            df = pd.read_csv(path, dtype={"scan_id": str})
-        except (OSError, ValueError) as exc:
-            problems.append(f"{rec.case_id}: {path} unreadable ({type(exc).__name__}); the case "
-                            "is left out of the table and will run again")
+            df = open_run_folder(out_dir / rec.output_dir).wide
+        except RcsaError as exc:
+            cause = exc.__cause__ or exc
+            problems.append(f"{rec.case_id}: {path} unreadable ({type(cause).__name__}); the "
+                            "case is left out of the table and will run again")
             store.update(rec.case_id, status="failed", reason="result folder incomplete or "
                          "removed after it was written", error_type="MissingResult")
             continue
@@ -489,7 +493,7 @@ def run_batch(
             key = state_key(fp, model.sha256, chash)
             same = rec is not None and rec.state_key == key
             if rec is not None and same and rec.status == "done" and \
-                    (case_dir / "features.csv").is_file():
+                    RunFolder(case_dir).has(FEATURES_CSV):
                 reports[case.case_id] = CaseReport(
                     case.case_id, case.source, "skipped", seconds=rec.seconds, output_dir=rel,
                     worker=rec.worker, peak_rss_mb=rec.peak_rss_mb, pushed=rec.pushed)

@@ -3,9 +3,17 @@
 >>> from rcsa.io import load
 >>> ct = load("sample_data/ct_abdomen_pelvis/ct.nii.gz")   # doctest: +SKIP
 >>> ct.size_voxels, ct.spacing_mm                          # doctest: +SKIP
+
+Other packages use the names below only (``tests/test_layering.py`` checks that ``batch`` and
+the packages above it import no ``rcsa.io`` submodule).
 """
 
-from rcsa.io.image import load_labels, read_label_names
+from rcsa.io.dicom import Damaged as DamagedDicom
+from rcsa.io.dicom import _Header as DicomHeader
+from rcsa.io.dicom import read_file as read_dicom_file
+from rcsa.io.dicom import why_not_analysable
+from rcsa.io.identifiers import patient_identifiers
+from rcsa.io.image import IMAGE_SUFFIXES, image_format, load_labels, read_label_names
 from rcsa.io.load import load
 from rcsa.io.options import LoadOptions
 from rcsa.io.tag import read_tag
@@ -18,9 +26,13 @@ from rcsa.io.volume import (
     Slice,
     SourceInfo,
 )
+from rcsa.io.write import write_labels
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "CTVolume",
+    "DamagedDicom",
+    "DicomHeader",
     "Geometry",
     "LabelVolume",
     "LoadOptions",
@@ -28,8 +40,13 @@ __all__ = [
     "SeriesSummary",
     "Slice",
     "SourceInfo",
+    "image_format",
     "load",
     "load_labels",
+    "patient_identifiers",
+    "read_dicom_file",
     "read_label_names",
     "read_tag",
+    "why_not_analysable",
+    "write_labels",
 ]

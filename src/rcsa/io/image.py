@@ -124,7 +124,8 @@ def check_nifti_complete(path: Path) -> None:
             f" of {itemsize} bytes from offset {offset}) but the file holds {actual}", path)
 
 
-def _read_sitk(path: Path) -> tuple[npt.NDArray[Any], Geometry, str]:
+def _read_sitk(path: Path) -> tuple[npt.NDArray[Any], Geometry, str, bool]:
+    """(voxels ``[k, j, i]`` as stored, their geometry, the format, whether the file is 3-D)."""
     check_readable(path)
     fmt = image_format(path)
     if fmt is None:
@@ -148,6 +149,7 @@ def _read_sitk(path: Path) -> tuple[npt.NDArray[Any], Geometry, str]:
             path,
         )
     dim = img.GetDimension()
+    stored_3d = dim == 3
     if dim == 4 and img.GetSize()[3] == 1:
         img = img[:, :, :, 0]
         dim = 3
@@ -173,7 +175,7 @@ def _read_sitk(path: Path) -> tuple[npt.NDArray[Any], Geometry, str]:
             np.array(img.GetOrigin(), dtype=float),
             np.array(img.GetDirection(), dtype=float).reshape(3, 3),
         )
-    return arr, geometry, fmt
+    return arr, geometry, fmt, stored_3d
 
 
 def _to_hu_dtype(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -186,8 +188,8 @@ def _to_hu_dtype(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 def load_image(path: Path) -> CTVolume:
     """Load a CT volume stored as NIfTI / NRRD / MetaImage."""
-    arr, geometry, fmt = _read_sitk(path)
-    voxels, geometry = canonicalize(_to_hu_dtype(arr), geometry)
+    arr, file_geometry, fmt, stored_3d = _read_sitk(path)
+    voxels, geometry = canonicalize(_to_hu_dtype(arr), file_geometry)
     warnings: list[str] = []
     lo = float(voxels.min()) if voxels.size else 0.0
     hi = float(voxels.max()) if voxels.size else 0.0
@@ -202,7 +204,8 @@ def load_image(path: Path) -> CTVolume:
     if geometry.obliquity_deg > 1.0:
         warnings.append(f"oblique volume: axes {geometry.obliquity_deg:.1f} deg off LPS")
     source = SourceInfo(
-        path=str(path), format=fmt, modality="CT", files=(str(path),), warnings=tuple(warnings)
+        path=str(path), format=fmt, modality="CT", files=(str(path),), warnings=tuple(warnings),
+        file_geometry=file_geometry if stored_3d else None,
     )
     return CTVolume(voxels=voxels, geometry=geometry, source=source)
 
@@ -238,7 +241,7 @@ def load_labels(
     path = Path(path)
     from rcsa.errors import GeometryError
 
-    arr, geometry, fmt = _read_sitk(path)
+    arr, geometry, fmt, _ = _read_sitk(path)
     if not np.issubdtype(arr.dtype, np.integer) and (
         not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr))
     ):

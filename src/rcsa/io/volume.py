@@ -205,6 +205,10 @@ class SourceInfo:
     series: tuple[SeriesSummary, ...] = ()
     warnings: tuple[str, ...] = ()
     acquisition: Mapping[str, Any] = field(default_factory=dict)
+    #: The grid of the file as stored, before the canonical re-ordering (3-D NIfTI / NRRD /
+    #: MetaImage files; None for DICOM, 2-D files and volumes not read from one file). Label
+    #: files written for this volume (:func:`rcsa.io.write_labels`) use its axis order.
+    file_geometry: Geometry | None = None
 
     @property
     def n_series_found(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -59,6 +59,32 @@ class Level:
             d["candidates"] = list(self.candidates)
         return d
 
+    @classmethod
+    def from_dict(cls, name: str, d: Mapping[str, Any]) -> Level:
+        """The inverse of :meth:`to_dict` (values as rounded there)."""
+
+        def opt_int(v: Any) -> int | None:
+            return None if v is None else int(v)
+
+        def opt_float(v: Any) -> float | None:
+            return None if v is None else float(v)
+
+        status = str(d.get("status", "missing"))
+        if status not in ("found", "missing", "ambiguous"):
+            raise ValueError(f"level {name}: unknown status {status!r}")
+        return cls(
+            name=name,
+            status=status,  # type: ignore[arg-type]  # checked above
+            slice_index=opt_int(d.get("slice_index")),
+            z_mm=opt_float(d.get("z_mm")),
+            method=str(d.get("method") or ""),
+            confidence=float(d.get("confidence") or 0.0),
+            reason=str(d.get("reason") or ""),
+            upper_endplate_slice=opt_int(d.get("upper_endplate_slice")),
+            upper_endplate_z_mm=opt_float(d.get("upper_endplate_z_mm")),
+            candidates=tuple(int(k) for k in d.get("candidates") or ()),
+        )
+
 
 @dataclass(frozen=True)
 class LevelMap:
@@ -93,3 +119,16 @@ class LevelMap:
             "warnings": list(self.warnings),
             "n_slices": self.n_slices,
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LevelMap:
+        """The inverse of :meth:`to_dict` (the ``rcsa levels --json`` document; diagnostics
+        are not stored there). Raises ``ValueError`` / ``TypeError`` on a malformed one."""
+        levels = d.get("levels", {})
+        if not isinstance(levels, Mapping):
+            raise ValueError("'levels' must be an object of level name -> level")
+        return cls(
+            levels={str(n): Level.from_dict(str(n), lv) for n, lv in levels.items()},
+            warnings=tuple(str(w) for w in d.get("warnings", ())),
+            n_slices=int(d.get("n_slices", 0)),
+        )

@@ -1,18 +1,17 @@
 """An ``rcsa run`` output folder as DICOM: a Segmentation (SEG) of the level masks and a
 Structured Report (TID 1500 Measurement Report) of the measurements.
 
-Both reference the source CT instances. The mapping from the run's ``segmentation.nii.gz`` to
-the source instances is geometric: every labelled slice of the segmentation must lie in the
-plane of one CT instance of the source series, and the in-plane pixel grids must coincide up
-to axis flips / swaps (which is what rcsa's canonical re-ordering does to a DICOM series).
-A series that rcsa resampled (gantry-tilt correction, irregular spacing) has no instance per
+Both reference the source CT instances. The run folder is read through :mod:`rcsa.runfolder`.
+The mapping from the run's segmentation to the source instances is geometric: every labelled
+slice of the segmentation must lie in the plane of one CT instance of the source series, and
+the in-plane pixel grids must coincide up to axis flips / swaps (which is what rcsa's
+canonical re-ordering does to a DICOM series). A series that rcsa resampled (gantry-tilt
+correction, irregular spacing) has no instance per
 segmentation slice and is refused with :class:`rcsa.errors.DicomExportError`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,14 +22,16 @@ import highdicom as hd
 import numpy as np
 import numpy.typing as npt
 import pydicom
-import SimpleITK as sitk
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from rcsa import __version__
 from rcsa.anatomy import RCSA_CLASSES
-from rcsa.errors import DicomExportError, EmptySegmentationError
+from rcsa.errors import DicomExportError, EmptySegmentationError, InputError
+from rcsa.levels.types import LevelMap
 from rcsa.pacs import codes as rc
+from rcsa.runfolder import RunFolder, open_run_folder
+from rcsa.runfolder import names as N
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SEG_SERIES_NUMBER = 9901
@@ -43,12 +44,12 @@ _TOL_VOXEL = 0.05  # how far from a voxel centre a source pixel may lie (in voxe
 # ------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class _Run:
-    folder: Path
+    folder: RunFolder
     labels: npt.NDArray[np.uint8]  # [k, j, i]
     origin: npt.NDArray[np.float64]
     to_world: npt.NDArray[np.float64]  # 3x3: direction @ diag(spacing)
     names: dict[int, str]
-    levels: dict[str, dict[str, Any]]
+    levels: LevelMap
     run: dict[str, Any]
 
     def index_of(self, world: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -58,36 +59,31 @@ class _Run:
         return np.asarray(np.linalg.solve(self.to_world, vec), np.float64)
 
 
-def _need(folder: Path, name: str) -> Path:
-    p = folder / name
-    if not p.is_file():
-        raise DicomExportError(f"not an rcsa run output folder: {name} is missing", folder)
-    return p
-
-
 def _read_run(folder: Path) -> _Run:
+    """The run folder's segmentation (a geometry-true label volume), level map and record,
+    through :mod:`rcsa.runfolder`; its refusals become :class:`DicomExportError`."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DicomExportError("rcsa run output folder not found", folder)
-    seg_path = _need(folder, "segmentation.nii.gz")
-    img = sitk.ReadImage(str(seg_path))
-    arr = np.asarray(sitk.GetArrayFromImage(img))
-    if arr.ndim != 3:
-        raise DicomExportError("segmentation is not a 3-D volume", seg_path)
-    spacing = np.asarray(img.GetSpacing(), np.float64)
-    direction = np.asarray(img.GetDirection(), np.float64).reshape(3, 3)
-    names_raw = json.loads(_need(folder, "segmentation_labels.json").read_text("utf-8"))
-    levels_doc = json.loads(_need(folder, "levels.json").read_text("utf-8"))
-    run_path = folder / "run.json"
-    run = json.loads(run_path.read_text("utf-8")) if run_path.is_file() else {}
+    try:
+        run = open_run_folder(folder, require=(N.SEGMENTATION_NIFTI, N.SEGMENTATION_LABELS_JSON,
+                                               N.LEVELS_JSON))
+        seg = run.segmentation()
+        level_map = run.level_map
+        record = run.record if run.has(N.RUN_JSON) else {}
+    except DicomExportError:
+        raise
+    except InputError as exc:
+        raise DicomExportError(exc.reason, exc.path) from exc
+    g = seg.geometry
     return _Run(
-        folder=folder,
-        labels=arr.astype(np.uint8, copy=False),
-        origin=np.asarray(img.GetOrigin(), np.float64),
-        to_world=direction @ np.diag(spacing),
-        names={int(k): str(v) for k, v in names_raw.items()},
-        levels=dict(levels_doc.get("levels", {})),
-        run=run,
+        folder=run,
+        labels=seg.voxels.astype(np.uint8, copy=False),
+        origin=np.asarray(g.origin_mm, np.float64),
+        to_world=np.asarray(g.direction, np.float64) @ np.diag(np.asarray(g.spacing_mm, float)),
+        names=dict(run.class_names),
+        levels=level_map,
+        run=record,
     )
 
 
@@ -321,7 +317,7 @@ def build_seg(
     if not ks:
         raise EmptySegmentationError(
             "the run segmented nothing (no level slice with an rcsa class): no SEG to write",
-            run.folder)
+            run.folder.path)
     _, maps, _ = _match_series(run, Path(source_dir), series_uid)
     class_ids = sorted(int(v) for v in np.unique(run.labels[ks]) if v != 0)
     algo_type, algo = _algorithm(run)
@@ -387,19 +383,14 @@ def seg_frame_index(seg: Dataset) -> dict[tuple[int, str], int]:
 # ------------------------------------------------------------------------------------------
 # SR
 # ------------------------------------------------------------------------------------------
-def _features(folder: Path) -> list[dict[str, str]]:
-    with open(_need(folder, "features_long.csv"), newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
 def _level_instances(run: _Run, maps: dict[int, _SliceMap]) -> dict[str, _SliceMap]:
     """Level name -> the source instance of its slice (by the level's LPS z)."""
     out: dict[str, _SliceMap] = {}
     centres = {k: (run.origin + run.to_world @ np.array([0.0, 0.0, float(k)]))[2] for k in maps}
     step = abs(float(run.to_world[2, 2])) or 1.0
-    for name, lv in run.levels.items():
-        z = lv.get("z_mm")
-        if lv.get("status") != "found" or z is None or not centres:
+    for name, lv in run.levels.levels.items():
+        z = lv.z_mm
+        if not lv.found or z is None or not centres:
             continue
         k = min(centres, key=lambda kk: abs(centres[kk] - float(z)))
         if abs(centres[k] - float(z)) <= 0.5 * step + 1e-3:
@@ -425,27 +416,25 @@ def build_sr(
     run = _read_run(Path(case_out_dir))
     _, maps, instances = _match_series(run, Path(source_dir), series_uid)
     level_inst = _level_instances(run, maps)
-    rows = _features(run.folder)
+    try:
+        rows = run.folder.measurements
+    except InputError as exc:
+        raise DicomExportError(exc.reason, exc.path) from exc
     groups: dict[tuple[str, str, str], list[hd.sr.Measurement]] = defaultdict(list)
     for r in rows:
-        q = r.get("quantity", "")
-        if q not in rc.QUANTITIES or r.get("level") not in level_inst:
+        if r.quantity not in rc.QUANTITIES or r.level not in level_inst:
             continue
-        try:
-            value = float(r.get("value") or "nan")
-        except ValueError:
+        unit = rc.UNITS.get(r.unit)
+        if r.value is None or not math.isfinite(r.value) or unit is None:
             continue
-        unit = rc.UNITS.get(r.get("unit", ""))
-        if not math.isfinite(value) or unit is None:
-            continue
-        name, derivation = rc.QUANTITIES[q]
-        groups[(r["level"], r.get("structure", ""), r.get("side", ""))].append(
-            hd.sr.Measurement(name=rc.fresh(name), value=value, unit=rc.fresh(unit),
+        name, derivation = rc.QUANTITIES[r.quantity]
+        groups[(r.level, r.structure, r.side)].append(
+            hd.sr.Measurement(name=rc.fresh(name), value=r.value, unit=rc.fresh(unit),
                 derivation=rc.fresh(derivation) if derivation is not None else None)
         )
     if not groups:
-        raise DicomExportError("features_long.csv holds no measured value on a found level: "
-                               "no SR to write", run.folder)
+        raise DicomExportError(f"{N.FEATURES_LONG_CSV} holds no measured value on a found "
+                               "level: no SR to write", run.folder.path)
 
     frames = seg_frame_index(seg) if seg is not None else {}
     seg_numbers = _segment_numbers(seg) if seg is not None else {}

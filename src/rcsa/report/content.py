@@ -2,7 +2,7 @@
 
 The HTML and PDF are rendered from exactly this document, so every number the report shows is
 in ``report.json`` (at full precision; the page rounds). Sources: an ``rcsa run`` output folder
-(see :mod:`rcsa.pipeline`), the chosen model spec, and the clinical inputs.
+(read through :mod:`rcsa.runfolder`), the chosen model spec, and the clinical inputs.
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from rcsa import __version__
+from rcsa import __version__, runfolder
 from rcsa.anatomy import ANATOMY
-from rcsa.errors import InputError, InputNotFoundError, ScoringError
+from rcsa.errors import InputError, ScoringError
 from rcsa.measure.plausibility import PlausibleRange, plausibility_table, reference_range
 from rcsa.nomogram.score import Score, score_patient
 from rcsa.nomogram.spec import BUILTIN_MODELS, DEMO_DISCLAIMER, MODELS_DIR, ModelSpec
@@ -30,7 +28,6 @@ from rcsa.report.inputs import FREE_TEXT_FIELDS, ClinicalInputs, PredictorInput
 
 REPORT_FORMAT = "rcsa-screen-report"
 REPORT_VERSION = "1.0"
-RUN_FILES = ("run.json", "levels.json", "features.csv", "features_long.csv")
 #: Acquisition keys shown without --show-phi (dates are identifiers: study_date is not).
 ACQUISITION_KEYS = ("manufacturer", "model", "kvp", "convolution_kernel", "slice_thickness_mm",
                     "contrast_agent", "body_part", "series_description", "transfer_syntax")
@@ -45,7 +42,8 @@ LEVEL_CONFIDENCE_REVIEW = 0.6
 # ------------------------------------------------------------------------------ run folder
 @dataclass(frozen=True)
 class RunFolder:
-    """The parts of an ``rcsa run`` / ``rcsa measure`` output folder that a report uses."""
+    """The parts of an ``rcsa run`` / ``rcsa measure`` output folder that a report uses, as
+    plain values (read through :mod:`rcsa.runfolder`)."""
 
     path: Path
     run: dict[str, Any]
@@ -58,12 +56,11 @@ class RunFolder:
         return str(self.wide.get("scan_id") or self.run.get("scan_id") or "")
 
     def image(self, name: str) -> Path | None:
-        p = self.path / "qc" / f"{name}.png"
-        return p if p.is_file() else None
+        return runfolder.RunFolder(self.path).image(name)
 
 
 def is_run_folder(path: Path) -> bool:
-    return path.is_dir() and all((path / f).is_file() for f in RUN_FILES)
+    return runfolder.is_run_folder(path)
 
 
 def _none(v: Any) -> Any:
@@ -74,28 +71,20 @@ def _none(v: Any) -> Any:
 
 def read_run_folder(path: str | Path) -> RunFolder:
     """Read an output folder of ``rcsa run`` (read-only); typed errors name the missing file."""
-    p = Path(path)
-    if not p.is_dir():
-        raise InputNotFoundError("not a folder", p)
-    for f in RUN_FILES:
-        if not (p / f).is_file():
-            raise InputError(f"not an rcsa run folder: {f} is missing", p)
-    try:
-        run = json.loads((p / "run.json").read_text(encoding="utf-8"))
-        levels = json.loads((p / "levels.json").read_text(encoding="utf-8"))
-        wide_frame = pd.read_csv(p / "features.csv")
-        long_frame = pd.read_csv(p / "features_long.csv", keep_default_na=True)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read the run folder: {exc}", p) from exc
+    folder = runfolder.open_run_folder(path, require=runfolder.names.REQUIRED_FILES)
+    run, levels = folder.record, folder.levels_document
+    folder.level_map  # noqa: B018  # a malformed level map is refused here
+    wide_frame, long_frame = folder.wide, folder.long
     if len(wide_frame) != 1:
-        raise InputError(f"features.csv holds {len(wide_frame)} rows; a report needs one scan", p)
+        raise InputError(f"{runfolder.names.FEATURES_CSV} holds {len(wide_frame)} rows; a "
+                         "report needs one scan", folder.path)
     wide = {str(k): _none(v) for k, v in wide_frame.iloc[0].to_dict().items()}
     long = [{str(k): _none(v) for k, v in r.items()}
             for r in long_frame.to_dict(orient="records")]
     for r in long:
         for k in ("flag", "reason", "side", "normaliser", "unit"):
             r[k] = "" if r.get(k) is None else str(r[k])
-    return RunFolder(p, run, levels, wide, long)
+    return RunFolder(folder.path, run, levels, wide, long)
 
 
 def feature_reasons(wide: Mapping[str, Any]) -> dict[str, str]:

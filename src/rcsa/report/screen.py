@@ -37,6 +37,8 @@ from rcsa.report.content import (
 )
 from rcsa.report.inputs import ClinicalInputs, collect_inputs, resolve_predictors
 from rcsa.report.render import PDF_ENGINE, pdf_engine, render_html, render_pdf
+from rcsa.runfolder import check_output_dir, open_run_folder
+from rcsa.runfolder.names import RUN_JSON
 
 if TYPE_CHECKING:
     from rcsa.pipeline import RunOptions
@@ -87,11 +89,10 @@ def _identifiers_from_run(run: RunFolder) -> tuple[dict[str, str | None] | None,
     if run.run.get("scan", {}).get("format") != "dicom":
         return None, None
     if not scan or not Path(scan).exists():
-        return None, f"the scan recorded in run.json ({scan}) is not readable here"
-    from rcsa.io import load
-    from rcsa.io.identifiers import patient_identifiers
+        return None, f"the scan recorded in {RUN_JSON} ({scan}) is not readable here"
+    from rcsa.io import patient_identifiers
 
-    return patient_identifiers(load(scan)), None
+    return patient_identifiers(open_run_folder(run.path).load_scan()), None
 
 
 def screen(
@@ -114,7 +115,7 @@ def screen(
     that cannot be used (unknown field, unparsable value, bad spec) raise before any work; a
     predictor that is simply missing gives a report without a score that lists it.
     """
-    from rcsa.pipeline import RunOptions, check_output_dir, run_scan, write_scan_outputs
+    from rcsa.pipeline import RunOptions, run_scan, write_scan_outputs
 
     src, out = Path(path), Path(out_dir)
     if not src.exists():
@@ -151,7 +152,7 @@ def screen(
             run = read_run_folder(stage / "run")
             acquisition = dict(result.ct.source.acquisition)
             if show_phi:
-                from rcsa.io.identifiers import patient_identifiers
+                from rcsa.io import patient_identifiers
 
                 identifiers = patient_identifiers(result.ct)
         inputs: ClinicalInputs = collect_inputs(assignments, clinical, scan_id=run.scan_id)

@@ -18,6 +18,7 @@ from rcsa.cli_options import (
     Fail,
     IrregularOpt,
     NoTiltOpt,
+    OverwriteDirOpt,
     SegmentLevelsOpt,
     SeriesUidOpt,
     TtaOpt,
@@ -177,6 +178,7 @@ def register(app: typer.Typer, fail: Fail) -> None:
         series_uid: SeriesUidOpt = None,
         no_tilt_correction: NoTiltOpt = False,
         resample_irregular: IrregularOpt = False,
+        overwrite: OverwriteDirOpt = False,
     ) -> None:
         """Segment the muscles and vertebral body on each level's slice; write NIfTI + QC.
 
@@ -184,17 +186,19 @@ def register(app: typer.Typer, fail: Fail) -> None:
         try:
             from rcsa.io import load
             from rcsa.levels.override import parse_level_specs
+            from rcsa.runfolder import check_output_dir
             from rcsa.segment.infer import segment, write_outputs
             from rcsa.segment.model import load_model
 
             selection = parse_level_specs(levels or (), "--levels")  # before any work
+            check_output_dir(out_dir, overwrite)
             ct = load(path, load_options(series_uid, no_tilt_correction, resample_irregular))
             level_map, names = segment_levels(ct, selection)
             if not level_map:
                 raise InputError("no level found in the scan: pass --levels NAME=SLICE,...")
             m = load_model(model) if model is not None else None
             result = segment(ct, level_map, names=names or None, model=m, tta=tta)
-            summary = write_outputs(result, ct, out_dir)
+            summary = write_outputs(result, ct, out_dir, overwrite=overwrite)
         except Exception as exc:
             raise fail(exc) from None
         if as_json:

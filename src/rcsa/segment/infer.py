@@ -428,38 +428,33 @@ def segment(
     return SegmentationResult(tuple(out), cmap, ct.geometry, info_meta, time.time() - t0)
 
 
-def write_outputs(result: SegmentationResult, ct: CTVolume, out_dir: Any) -> dict[str, Any]:
-    """``segmentation.nii.gz`` (CT grid, labels on level slices only),
-    ``segmentation_labels.json`` (id -> name) and ``qc_<level>.png`` per level."""
-    import json
+def write_outputs(result: SegmentationResult, ct: CTVolume, out_dir: Any,
+                  overwrite: bool = False) -> dict[str, Any]:
+    """Write ``rcsa segment``'s folder with the run folder's writer
+    (:func:`rcsa.runfolder.write_run_folder`: atomic, a non-empty ``out_dir`` refused unless
+    ``overwrite``, the run folder's file names): ``segmentation.nii.gz`` (CT grid, labels on
+    level slices only), ``segmentation_labels.json`` (id -> name), ``qc/<level>.png`` per
+    level and ``segmentation_summary.json`` (the summary returned)."""
     from pathlib import Path
 
-    from rcsa.segment.nifti import write_labels
-    from rcsa.segment.qc import overlay_png
+    from rcsa.io import LabelVolume
+    from rcsa.runfolder import Overlay, RunContent, write_run_folder
+    from rcsa.runfolder import names as N
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    seg = write_labels(result.to_volume(), ct, out / "segmentation.nii.gz")
-    labels_json = out / "segmentation_labels.json"
-    labels_json.write_text(json.dumps(result.class_map.labels_dict(), indent=1) + "\n")
-    pngs = []
+    overlays = []
     for lv in result.levels:
         review = [f"needs review: {n} ({lv.seg_confidence[n]:.2f})" for n in lv.needs_review]
         lines = tuple(review[:4]) + tuple(f"flag: {f}" for f in lv.flags
                                           if not f.startswith("needs review"))[:4]
-        pngs.append(
-            overlay_png(
-                ct.hu()[lv.slice_index], lv.labels, result.class_map,
-                out / f"qc_{lv.level}.png",
-                title=f"{lv.level} k={lv.slice_index} z={lv.z_mm:.1f} mm "
-                "(multifidus/erector trained on a rule-derived split)",
-                spacing_mm=lv.spacing_mm, lines=lines,
-            )
-        )
+        overlays.append(Overlay(
+            lv.level, lv.slice_index, lv.labels, result.class_map,
+            title=f"{lv.level} k={lv.slice_index} z={lv.z_mm:.1f} mm "
+            "(multifidus/erector trained on a rule-derived split)", lines=lines))
     summary = {
-        "segmentation": str(seg),
-        "labels": str(labels_json),
-        "qc": [str(p) for p in pngs],
+        "segmentation": str(out / N.SEGMENTATION_NIFTI),
+        "labels": str(out / N.SEGMENTATION_LABELS_JSON),
+        "qc": [str(out / N.qc_image(lv.level)) for lv in result.levels],
         "model": dict(result.model_info),
         "seconds": round(result.seconds, 3),
         "levels": {
@@ -476,5 +471,8 @@ def write_outputs(result: SegmentationResult, ct: CTVolume, out_dir: Any) -> dic
             for lv in result.levels
         },
     }
-    (out / "segmentation_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    names = {c.id: c.name for c in result.class_map.classes}
+    segmentation = LabelVolume(result.to_volume(), ct.geometry, names)
+    write_run_folder(RunContent(ct, segmentation, result.class_map, tuple(overlays),
+                                segmentation_summary=summary), out, overwrite=overwrite)
     return summary

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -298,13 +298,15 @@ def prepare_training(
     (id -> name), ``<name>_prepare.json`` (known classes, rules, provenance, voxel counts) and
     ``<name>_qc_kNNN.png`` overlays of the rule-derived multifidus / erector split.
     """
-    from rcsa.segment.nifti import write_labels
+    from rcsa.io import write_labels
     from rcsa.segment.qc import overlay_png
 
     ct, prep = load_subject(image, labels, label_map, parts)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels_path = out_dir / f"{name}_labels.nii.gz"
-    write_labels(prep.labels.voxels, ct, labels_path)
+    # on the CT's own grid (the labels matched it within load_labels' tolerance)
+    write_labels(replace(prep.labels, geometry=ct.geometry), labels_path,
+                 ct.source.file_geometry)
     vox = prep.labels.voxels
     (out_dir / f"{name}_labels.json").write_text(
         json.dumps(C.RCSA_CLASSES.labels_dict(), indent=1) + "\n"

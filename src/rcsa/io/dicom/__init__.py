@@ -53,7 +53,7 @@ from rcsa.io.dicom.header import (
     _truncation,
     read_file,
 )
-from rcsa.io.dicom.select import _normal, _why_not_analysable, choose_series
+from rcsa.io.dicom.select import _normal, choose_series, why_not_analysable
 from rcsa.io.dicom.stack import (
     _check_spacing,
     _hu_stack,
@@ -93,12 +93,12 @@ __all__ = [
     "_sort_and_dedupe",
     "_truncation",
     "_validate_series",
-    "_why_not_analysable",
     "choose_series",
     "load_dicom",
     "read_file",
     "read_headers",
     "resolve_damaged",
+    "why_not_analysable",
 ]
 
 log = logging.getLogger(__name__)

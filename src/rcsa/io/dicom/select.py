@@ -31,7 +31,7 @@ def _normal(iop: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return n / np.linalg.norm(n)
 
 
-def _why_not_analysable(hs: list[_Header]) -> str:
+def why_not_analysable(hs: list[_Header]) -> str:
     """Empty string when the series is an analysable axial CT series, else the reason."""
     # judge the series by a CT image, not by whichever file sorts first: a dose screenshot or
     # a localizer filed under the same SeriesInstanceUID is dropped later (load_dicom)
@@ -75,7 +75,7 @@ def choose_series(
     for h in headers:
         groups[h.series_uid].append(h)
 
-    reasons = {uid: _why_not_analysable(hs) for uid, hs in groups.items()}
+    reasons = {uid: why_not_analysable(hs) for uid, hs in groups.items()}
     if series_uid is not None:
         if series_uid not in groups:
             raise SeriesNotFoundError(
