@@ -25,7 +25,8 @@ Two rules:
    1       ``outputs``, ``io``                    atomic writes; image formats -> volumes
    2       ``levels``                             vertebral levels (classical, torch-free)
    3       ``config``                             defaults.toml (knows the level names)
-   4       ``measure``, ``nomogram``              measurements; model specs and scoring
+   4       ``measure``, ``nomogram``, ``spine``   measurements; model specs and scoring;
+                                                  vertebral heights, grades, bone HU
    5       ``segment``                            the model (the only torch importer)
    6       ``pipeline``                           load -> levels -> segment -> measure
    7       ``report``, ``pacs``                   screening reports; DICOMweb, SEG / SR
@@ -54,7 +55,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("outputs", "io"),
     ("levels",),
     ("config",),
-    ("measure", "nomogram"),
+    ("measure", "nomogram", "spine"),
     ("segment",),
     ("pipeline",),
     ("report", "pacs"),
