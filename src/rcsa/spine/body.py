@@ -46,6 +46,8 @@ LATERAL_REACH_MM = 36.0
 DISC_WINDOW_MM = (-5.0, 6.0)
 #: Largest tilt of a body's axis against the scanner's z axis that is followed (degrees).
 MAX_TILT_DEG = 40.0
+#: Angles whose endplate-sharpness energy is within this fraction of the best form its top.
+TILT_TOP_FRACTION = 0.9
 #: Material denser than this inside the body is cement or metal (HU).
 DENSE_HU = 1500.0
 #: ... when it fills at least this volume (mm^3): one or two voxels of dense cortex are not.
@@ -197,14 +199,19 @@ def _edge(q: F64, step: float, reach_mm: float, outside_mm: float = 10.0) -> flo
 
 
 def _peak_position(seg: F64) -> int | None:
-    """Index of the endplate peak in ``seg`` (centre -> disc): the last local maximum before
-    the disc that stands :data:`MIN_EDGE_CONTRAST_HU` above the disc."""
+    """Index of the endplate peak in ``seg`` (body centre -> disc, ``seg[-1]`` the disc): the
+    outermost peak that rises at least half-way from the disc to the densest point, reached by
+    climbing from the disc (so a dense spot inside the body is never taken for the endplate)."""
     if len(seg) < 3:
         return None
     disc = float(seg[-1])
-    ip = int(np.argmax(seg))
-    if float(seg[ip]) - disc < MIN_EDGE_CONTRAST_HU:
+    top = float(np.max(seg))
+    if top - disc < MIN_EDGE_CONTRAST_HU:
         return None
+    thr = disc + 0.5 * (top - disc)
+    ip = int(np.nonzero(seg >= thr)[0][-1])
+    while ip > 0 and seg[ip - 1] >= seg[ip]:
+        ip -= 1
     return ip
 
 
@@ -256,7 +263,8 @@ def body_frame(ct: CTVolume, centreline: dict[str, list[float]], z_lo: float, z_
     (in the sagittal plane, within +-:data:`MAX_TILT_DEG`) that makes the endplates and discs
     sharpest on the mean cranio-caudal profile of the body: the gradient energy of that
     profile is largest when the profile runs perpendicular to the endplates (projection-
-    profile alignment, coarse 3 degree then fine 1 degree steps).
+    profile alignment, 1 degree steps; the energy-weighted centre of the angles within
+    :data:`TILT_TOP_FRACTION` of the maximum, because the maximum is broad).
     """
     zs = ct.z_mm()
     kk = np.arange(len(zs), dtype=np.float64)
@@ -283,10 +291,11 @@ def body_frame(ct: CTVolume, centreline: dict[str, list[float]], z_lo: float, z_
         prof = _sample(vol, (k0, j0, i0), f, a, b, (0.0,)).mean(axis=1)
         return float(np.sum(np.diff(prof) ** 2))
 
-    coarse = np.arange(-MAX_TILT_DEG, MAX_TILT_DEG + 1e-9, 3.0)
-    best = float(coarse[int(np.argmax([energy(d) for d in coarse]))])
-    fine = np.arange(best - 2.0, best + 2.0 + 1e-9, 1.0)
-    best = float(fine[int(np.argmax([energy(d) for d in fine]))])
+    degs = np.arange(-MAX_TILT_DEG, MAX_TILT_DEG + 1e-9, 1.0)
+    e = np.array([energy(d) for d in degs])
+    e = np.convolve(e, np.ones(5) / 5.0, mode="same")
+    top = e >= TILT_TOP_FRACTION * e.max()  # the maximum is broad: take its centre
+    best = float(np.sum(degs[top] * e[top]) / np.sum(e[top]))
     t = np.radians(best)
     return Frame(kc, jc, ic, float(np.cos(t)), float(np.sin(t)), sx, sy, sz)
 
