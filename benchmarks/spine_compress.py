@@ -15,7 +15,9 @@ the expected Genant grade of the applied loss (15 % -> 0, 22 % -> 1, 30 % -> 2, 
 whether any other vertebra not graded >= 1 at baseline became so (a false neighbour). The baseline (no
 compression) grade of each target is printed first: natural shape differences between
 neighbours (+-10 %) add to the applied loss, which is what makes a 22 % loss (2 % from the
-grade-1 threshold) the hardest case.
+grade-1 threshold) the hardest case. "loss seen" removes that baseline: it is
+``1 - (1 - r) / (1 - r0)`` for the applied type's reduction r against its baseline r0, and
+shows how well the measurement itself follows the applied loss.
 """
 
 from __future__ import annotations
@@ -48,9 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subject", choices=sorted(SUBJECTS), action="append")
     args = ap.parse_args(argv)
     rows = []
+    errors: list[float] = []
     print("| subject | vertebra | kind | loss % | expected grade | grade found | type found "
-          "| reduction % | other vertebrae graded >= 1 |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| reduction % | loss seen % | other vertebrae graded >= 1 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for subj in args.subject or sorted(SUBJECTS):
         ct = load(SUBJECTS[subj])
         base = analyse_spine(ct, find_levels(ct))
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         for v in targets:
             b = base[v]
             print(f"| {subj} | {v} | baseline | 0 | 0 | {b.genant_grade} | {b.morphology} | "
-                  f"{b.height_reduction_pct:.1f} | "
+                  f"{b.height_reduction_pct:.1f} | - | "
                   f"{', '.join(x for x in base.fractured if x != v) or '-'} |")
             for kind in KINDS:
                 for loss in LOSSES:
@@ -72,15 +75,27 @@ def main(argv: list[str] | None = None) -> int:
                     exp = genant_grade(100 * loss)
                     red = "-" if r.height_reduction_pct is None else f"{r.height_reduction_pct:.1f}"
                     ok_type = exp == 0 or r.morphology == kind
+                    key = f"reduction_{kind}_pct"
+                    r0, r1 = getattr(b, key), getattr(r, key)
+                    seen = (None if r0 is None or r1 is None
+                            else 100.0 * (1.0 - (1.0 - r1 / 100.0) / (1.0 - r0 / 100.0)))
+                    if seen is not None:
+                        errors.append(abs(seen - 100 * loss))
                     rows.append((r.genant_grade == exp, ok_type, not others, kind, loss))
                     print(f"| {subj} | {v} | {kind} | {100 * loss:.0f} | {exp} | "
                           f"{r.genant_grade if r.genant_grade is not None else r.status} | "
-                          f"{r.morphology} | {red} | {', '.join(others) or '-'} |")
+                          f"{r.morphology} | {red} | {'-' if seen is None else f'{seen:.1f}'} | "
+                          f"{', '.join(others) or '-'} |")
     n = len(rows)
     print()
     print(f"grade recovered: {sum(r[0] for r in rows)}/{n}; type recovered (loss >= 22 %): "
           f"{sum(r[1] for r in rows if r[4] > 0.2)}/{sum(1 for r in rows if r[4] > 0.2)}; "
           f"no neighbour graded: {sum(r[2] for r in rows)}/{n}")
+    if errors:
+        errors.sort()
+        print(f"loss seen (this type's reduction against the target's own baseline) vs applied: "
+              f"median abs error {errors[len(errors) // 2]:.1f} %, max {errors[-1]:.1f} % "
+              f"(n={len(errors)})")
     for kind in KINDS:
         for loss in LOSSES:
             sel = [r for r in rows if r[3] == kind and r[4] == loss]

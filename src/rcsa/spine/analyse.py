@@ -194,21 +194,24 @@ def _grade_all(raw: dict[str, VertebraResult]) -> dict[str, VertebraResult]:
                     and r.height_posterior_mm is not None)
             heights[v] = Heights(r.height_anterior_mm, r.height_middle_mm, r.height_posterior_mm)
     # the neighbour below L5 is S1 (not graded, not a reference); above T11 is T10 (not
-    # analysed)
-    for n, v in enumerate(names):
-        r = raw[v]
-        if v not in heights:
-            out[v] = replace(r, grade_reason="not graded: " + (r.reason or r.status))
-            continue
-        nbs = [heights[names[m]] for m in (n - 1, n + 1)
-               if 0 <= m < len(names) and names[m] in heights]
-        g = grade_vertebra(heights[v], nbs)
-        out[v] = replace(
-            r, ratio_anterior_neighbours=g.ratio_anterior_neighbours,
-            ratio_middle_neighbours=g.ratio_middle_neighbours,
-            ratio_posterior_neighbours=g.ratio_posterior_neighbours,
-            reduction_wedge_pct=g.wedge_pct, reduction_biconcave_pct=g.biconcave_pct,
-            reduction_crush_pct=g.crush_pct, height_reduction_pct=g.reduction_pct,
-            genant_grade=g.grade, morphology=g.morphology, grade_reason=g.note,
-        )
+    # analysed). Pass 1 with every measured neighbour; pass 2 without those graded >= 1.
+    fractured: set[str] = set()
+    for _pass in range(2):
+        for n, v in enumerate(names):
+            r = raw[v]
+            if v not in heights:
+                out[v] = replace(r, grade_reason="not graded: " + (r.reason or r.status))
+                continue
+            nbs = [heights[names[m]] for m in (n - 1, n + 1)
+                   if 0 <= m < len(names) and names[m] in heights and names[m] not in fractured]
+            g = grade_vertebra(heights[v], nbs)
+            out[v] = replace(
+                r, ratio_anterior_neighbours=g.ratio_anterior_neighbours,
+                ratio_middle_neighbours=g.ratio_middle_neighbours,
+                ratio_posterior_neighbours=g.ratio_posterior_neighbours,
+                reduction_wedge_pct=g.wedge_pct, reduction_biconcave_pct=g.biconcave_pct,
+                reduction_crush_pct=g.crush_pct, height_reduction_pct=g.reduction_pct,
+                genant_grade=g.grade, morphology=g.morphology, grade_reason=g.note,
+            )
+        fractured = {v for v, r in out.items() if r.fractured}
     return out

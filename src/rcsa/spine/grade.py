@@ -10,7 +10,10 @@ Int 1993;3:138-147; Eastell R et al., J Bone Miner Res 1991;6:207-215), against 
 the vertebra would have: for the wedge and biconcave types the shape ratio (A/P, M/P)
 against the mean ratio of the measured neighbours (normal lumbar bodies range from slightly
 anterior-short at T11-L1 to anterior-tall at L4-L5), bounded to :data:`EXPECTED_RATIO_RANGE`;
-for the crush type the posterior height against the neighbours' mean posterior height.
+for the crush type the posterior height against the mean posterior height of the two
+neighbours (only when both are measured: with one, the cranio-caudal size trend is not
+cancelled). Neighbours graded >= 1 in a first pass are left out of the references of the
+second pass (a fracture does not hide or create its neighbour's).
 """
 
 from __future__ import annotations
@@ -89,9 +92,10 @@ def grade_vertebra(own: Heights, neighbours: list[Heights]) -> Grade:
         mean_m = sum(n.middle_mm for n in neighbours) / len(neighbours)
         mean_p = sum(n.posterior_mm for n in neighbours) / len(neighbours)
         r_a, r_m, r_p = own.anterior_mm / mean_a, own.middle_mm / mean_m, own.posterior_mm / mean_p
-        crush = 100.0 * (1.0 - own.posterior_mm / mean_p)
-        if len(neighbours) == 1:
-            note = "one measured neighbour"
+        if len(neighbours) == 2:
+            crush = 100.0 * (1.0 - own.posterior_mm / mean_p)
+        else:  # one neighbour: the cranio-caudal size trend (T12 < L1 < L2) is not cancelled
+            note = "one measured neighbour: crush type not assessed"
     else:
         exp_ap = exp_mp = DEFAULT_EXPECTED_RATIO
         note = "no measured neighbour: crush type not assessed"
