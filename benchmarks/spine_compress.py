@@ -12,8 +12,8 @@ wedge = anterior only, biconcave = middle only) is applied at 15, 22, 30 and 45 
 The whole chain then runs on the modified CT (``find_levels`` -> ``analyse_spine``), and the
 table shows the grade and type found for the compressed vertebra, the reduction measured,
 the expected Genant grade of the applied loss (15 % -> 0, 22 % -> 1, 30 % -> 2, 45 % -> 3) and
-whether any other vertebra not graded >= 1 at baseline became so (a false neighbour). The baseline (no
-compression) grade of each target is printed first: natural shape differences between
+whether any other vertebra not graded >= 1 at baseline became so (a false neighbour). The
+baseline (no compression) grade of each target is printed first: natural shape differences between
 neighbours (+-10 %) add to the applied loss, which is what makes a 22 % loss (2 % from the
 grade-1 threshold) the hardest case. "loss seen" removes that baseline: it is
 ``1 - (1 - r) / (1 - r0)`` for the applied type's reduction r against its baseline r0, and

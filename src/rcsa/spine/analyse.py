@@ -20,6 +20,10 @@ from rcsa.spine.types import SPINE_VERTEBRAE, HeightLine, SpineResult, VertebraR
 PICKHARDT_L1_BANDS_HU: tuple[float, float] = (110.0, 160.0)
 #: Order in which the screening vertebra is chosen (L1 first, the common opportunistic site).
 SCREENING_ORDER: tuple[str, ...] = ("L1", "L2", "T12", "L3", "L4", "T11", "L5")
+#: T11 is not a level of the level map; it is named only when its disc-to-disc height is
+#: within this ratio of T12's (a missed or extra disc above T12 would otherwise name a
+#: merged or split piece T11).
+T11_HEIGHT_RATIO = (0.75, 1.25)
 #: Fewest ROI voxels for an attenuation figure.
 MIN_ROI_VOXELS = 8
 
@@ -62,7 +66,7 @@ def _windows(lm: LevelMap) -> dict[str, tuple[str, str, dict[str, Any] | None]]:
             if t12seg:
                 ratio = (seg["z_hi"] - seg["z_lo"]) / max(1e-6, t12seg[0]["z_hi"]
                                                           - t12seg[0]["z_lo"])
-                if not 0.7 <= ratio <= 1.35:
+                if not T11_HEIGHT_RATIO[0] <= ratio <= T11_HEIGHT_RATIO[1]:
                     out[v] = ("ambiguous", f"T11's disc-to-disc height is {ratio:.2f} x "
                               "T12's: a disc may be missed or extra, so it is not named", None)
                     continue

@@ -38,7 +38,7 @@ def write_spine_qc_png(ct: CTVolume, lm: LevelMap, res: SpineResult, path: Path 
     from PIL import Image, ImageDraw
 
     nk, nj, ni = ct.voxels.shape
-    sx, sy, sz = (float(s) for s in ct.spacing_mm)
+    _sx, sy, sz = (float(s) for s in ct.spacing_mm)
     cl = (lm.diagnostics or {}).get("centreline")
     kk = np.arange(nk)
     if cl and len(cl.get("k", [])) >= 2:

@@ -2,9 +2,9 @@
 
 The body of one measured vertebra is squeezed along its own axis (the frame its heights were
 measured in), at every antero-posterior position b of the body frame: its superior endplate
-moves down by ``loss`` x the local height, the body between the endplates is resampled into the shorter span and the lowest
-:data:`DISC_STRETCH_MM` of the disc above is stretched to fill the gap, so that the vertebra
-above and everything else keep their place. The loss per row:
+moves down by ``loss`` x the local height, the body between the endplates is resampled
+into the shorter span and the lowest :data:`DISC_STRETCH_MM` of the disc above is
+stretched to fill the gap, so that the vertebra above and everything else keep their place. The loss per row:
 
 * ``crush``: the same fraction everywhere (like removing slices inside the body);
 * ``wedge``: ``loss`` at the anterior height line, falling linearly to 0 at the posterior one;
