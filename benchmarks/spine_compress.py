@@ -9,7 +9,10 @@ For every vertebra of subject A (``sample_data/ct_abdomen_pelvis``) and subject 
 (``../shared/data/ct_chest_pelvis_dicom``) that is measured with both neighbours measured,
 each of the three kinds of ``rcsa.spine.synthetic.compress_vertebra`` (crush = uniform,
 wedge = anterior only, biconcave = middle only) is applied at 15, 22, 30 and 45 % height loss.
-The whole chain then runs on the modified CT (``find_levels`` -> ``analyse_spine``), and the
+With ``--mode remove`` (default: slices removed inside the body, the spine shortens) the whole
+chain then runs on the modified CT (``find_levels`` -> ``analyse_spine``); with
+``--mode stretch`` (the disc above stretched, everything else in place) the original level map
+is reused, which tests the measurement and the grading alone. The
 table shows the grade and type found for the compressed vertebra, the reduction measured,
 the expected Genant grade of the applied loss (15 % -> 0, 22 % -> 1, 30 % -> 2, 45 % -> 3) and
 whether any other vertebra not graded >= 1 at baseline became so (a false neighbour). The
@@ -48,15 +51,20 @@ KINDS = ("crush", "wedge", "biconcave")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--subject", choices=sorted(SUBJECTS), action="append")
+    ap.add_argument("--mode", choices=("remove", "stretch"), default="remove",
+                    help="remove: slices removed, whole chain re-run (default); stretch: the "
+                    "disc above stretched, the original level map reused")
     args = ap.parse_args(argv)
     rows = []
     errors: list[float] = []
+    print(f"mode: {args.mode}\n")
     print("| subject | vertebra | kind | loss % | expected grade | grade found | type found "
           "| reduction % | loss seen % | other vertebrae graded >= 1 |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for subj in args.subject or sorted(SUBJECTS):
         ct = load(SUBJECTS[subj])
-        base = analyse_spine(ct, find_levels(ct))
+        lm0 = find_levels(ct)
+        base = analyse_spine(ct, lm0)
         names = list(base.vertebrae)
         targets = [v for n, v in enumerate(names) if base[v].measured
                    and 0 < n < len(names) - 1
@@ -68,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{', '.join(x for x in base.fractured if x != v) or '-'} |")
             for kind in KINDS:
                 for loss in LOSSES:
-                    ct2 = compress_vertebra(ct, b, loss, kind)  # type: ignore[arg-type]
-                    res = analyse_spine(ct2, find_levels(ct2))
+                    ct2 = compress_vertebra(ct, b, loss, kind, args.mode)  # type: ignore[arg-type]
+                    res = analyse_spine(ct2, find_levels(ct2) if args.mode == "remove" else lm0)
                     r = res[v]
                     others = [x for x in res.fractured if x != v and x not in base.fractured]
                     exp = genant_grade(100 * loss)

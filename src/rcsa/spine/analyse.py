@@ -11,7 +11,13 @@ from rcsa.io.volume import CTVolume
 from rcsa.levels.types import LevelMap
 from rcsa.spine.body import DENSE_HU, DENSE_MIN_MM3, BodyGeometry, body_frame, measure_body
 from rcsa.spine.grade import Heights, grade_vertebra
-from rcsa.spine.types import SPINE_VERTEBRAE, HeightLine, SpineResult, VertebraResult
+from rcsa.spine.types import (
+    SPINE_VERTEBRAE,
+    HeightLine,
+    Morphology,
+    SpineResult,
+    VertebraResult,
+)
 
 #: Published attenuation bands of L1 trabecular bone (unenhanced / portal-venous CT, HU),
 #: Pickhardt PJ et al., Ann Intern Med 2013;158:588-595: <= 110 HU was 90 % specific for
@@ -199,16 +205,16 @@ def _grade_all(raw: dict[str, VertebraResult]) -> dict[str, VertebraResult]:
             heights[v] = Heights(r.height_anterior_mm, r.height_middle_mm, r.height_posterior_mm)
     # the neighbour below L5 is S1 (not graded, not a reference); above T11 is T10 (not
     # analysed). Pass 1 with every measured neighbour; pass 2 without those graded >= 1.
-    fractured: set[str] = set()
+    types: dict[str, Morphology] = {}
     for _pass in range(2):
         for n, v in enumerate(names):
             r = raw[v]
             if v not in heights:
                 out[v] = replace(r, grade_reason="not graded: " + (r.reason or r.status))
                 continue
-            nbs = [heights[names[m]] for m in (n - 1, n + 1)
-                   if 0 <= m < len(names) and names[m] in heights and names[m] not in fractured]
-            g = grade_vertebra(heights[v], nbs)
+            nb = [names[m] for m in (n - 1, n + 1) if 0 <= m < len(names) and names[m] in heights]
+            g = grade_vertebra(heights[v], [heights[x] for x in nb],
+                               [types.get(x, "normal") for x in nb])
             out[v] = replace(
                 r, ratio_anterior_neighbours=g.ratio_anterior_neighbours,
                 ratio_middle_neighbours=g.ratio_middle_neighbours,
@@ -217,5 +223,5 @@ def _grade_all(raw: dict[str, VertebraResult]) -> dict[str, VertebraResult]:
                 reduction_crush_pct=g.crush_pct, height_reduction_pct=g.reduction_pct,
                 genant_grade=g.grade, morphology=g.morphology, grade_reason=g.note,
             )
-        fractured = {v for v, r in out.items() if r.fractured}
+        types = {v: r.morphology for v, r in out.items() if r.fractured and r.morphology}
     return out

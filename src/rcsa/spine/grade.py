@@ -11,9 +11,10 @@ the vertebra would have: for the wedge and biconcave types the shape ratio (A/P,
 against the mean ratio of the measured neighbours (normal lumbar bodies range from slightly
 anterior-short at T11-L1 to anterior-tall at L4-L5), bounded to :data:`EXPECTED_RATIO_RANGE`;
 for the crush type the posterior height against the mean posterior height of the two
-neighbours (only when both are measured: with one, the cranio-caudal size trend is not
-cancelled). Neighbours graded >= 1 in a first pass are left out of the references of the
-second pass (a fracture does not hide or create its neighbour's).
+neighbours (only when both are usable: with one, the cranio-caudal size trend is not
+cancelled). A neighbour graded >= 1 in a first pass is left out, in the second pass, of the
+reference its deformity distorts (a wedge neighbour's A/P, a biconcave one's M/P, a crushed
+one's posterior height), so that a fracture neither hides nor creates its neighbour's.
 """
 
 from __future__ import annotations
@@ -78,27 +79,39 @@ def _clip(v: float) -> float:
     return min(hi, max(lo, v))
 
 
-def grade_vertebra(own: Heights, neighbours: list[Heights]) -> Grade:
-    """Reductions, grade and type of a vertebra given its measured neighbours (0-2)."""
+def grade_vertebra(own: Heights, neighbours: list[Heights],
+                   neighbour_types: list[Morphology] | None = None) -> Grade:
+    """Reductions, grade and type of a vertebra given its measured neighbours (0-2).
+
+    ``neighbour_types`` (same order, from a first pass) leaves a neighbour out of the
+    reference its own deformity distorts: a wedge neighbour's A/P, a biconcave one's M/P, a
+    crushed one's posterior height.
+    """
+    types = neighbour_types or ["normal"] * len(neighbours)
     note = ""
     r_a: float | None = None
     r_m: float | None = None
     r_p: float | None = None
     crush: float | None = None
+
+    def mean(vals: list[float]) -> float | None:
+        return sum(vals) / len(vals) if vals else None
+
+    ap = mean([n.ap for n, t in zip(neighbours, types, strict=True) if t != "wedge"])
+    mp = mean([n.mp for n, t in zip(neighbours, types, strict=True) if t != "biconcave"])
+    exp_ap = DEFAULT_EXPECTED_RATIO if ap is None else _clip(ap)
+    exp_mp = DEFAULT_EXPECTED_RATIO if mp is None else _clip(mp)
     if neighbours:
-        exp_ap = _clip(sum(n.ap for n in neighbours) / len(neighbours))
-        exp_mp = _clip(sum(n.mp for n in neighbours) / len(neighbours))
-        mean_a = sum(n.anterior_mm for n in neighbours) / len(neighbours)
-        mean_m = sum(n.middle_mm for n in neighbours) / len(neighbours)
-        mean_p = sum(n.posterior_mm for n in neighbours) / len(neighbours)
-        r_a, r_m, r_p = own.anterior_mm / mean_a, own.middle_mm / mean_m, own.posterior_mm / mean_p
-        if len(neighbours) == 2:
-            crush = 100.0 * (1.0 - own.posterior_mm / mean_p)
-        else:  # one neighbour: the cranio-caudal size trend (T12 < L1 < L2) is not cancelled
-            note = "one measured neighbour: crush type not assessed"
+        r_a = own.anterior_mm / (sum(n.anterior_mm for n in neighbours) / len(neighbours))
+        r_m = own.middle_mm / (sum(n.middle_mm for n in neighbours) / len(neighbours))
+        r_p = own.posterior_mm / (sum(n.posterior_mm for n in neighbours) / len(neighbours))
+    p_ref = [n.posterior_mm for n, t in zip(neighbours, types, strict=True) if t != "crush"]
+    if len(p_ref) == 2:
+        crush = 100.0 * (1.0 - own.posterior_mm / (0.5 * (p_ref[0] + p_ref[1])))
+    elif neighbours:  # one neighbour: the cranio-caudal size trend (T12 < L1 < L2) remains
+        note = "one usable neighbour: crush type not assessed"
     else:
-        exp_ap = exp_mp = DEFAULT_EXPECTED_RATIO
-        note = "no measured neighbour: crush type not assessed"
+        note = "no measured neighbour: crush type not assessed, shape against A/P = M/P = 1"
     wedge = 100.0 * (1.0 - own.ap / exp_ap)
     bic = 100.0 * (1.0 - own.mp / exp_mp)
     cands: list[tuple[float, Morphology]] = [(wedge, "wedge"), (bic, "biconcave")]
