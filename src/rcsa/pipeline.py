@@ -4,11 +4,14 @@ the output folder shared with ``rcsa run``.
 Output folder (see ``docs/measure.md``)::
 
     features.csv / features.parquet   one row per scan, columns = rcsa.measure.wide_columns()
+                                      + rcsa.spine.spine_columns()
     features_long.csv                 one row per level x structure x side x quantity
     levels.json                       the level map (rcsa levels --json format)
+    spine.json                        vertebral heights, Genant grades, trabecular HU
     segmentation.nii.gz               labels on the input's grid, only on level slices
     segmentation_labels.json          id -> class name
     qc/levels.png                     sagittal + coronal level map
+    qc/spine.png                      sagittal sheet: body heights and grades (docs/spine.md)
     qc/<level>.png                    overlay with the numbers printed
     run.json                          versions, configuration, inputs, timings, warnings
 
@@ -43,6 +46,7 @@ from rcsa.measure import Measurements, labels_at_levels, measure, wide_columns
 from rcsa.measure.table import VERTEBRAL_BODY, LevelLabels, body_levels, level_names
 from rcsa.outputs import staged_folder
 from rcsa.segment.classes import RCSA_CLASSES, ClassMap, SegClass
+from rcsa.spine import SpineResult, analyse_spine, spine_columns
 
 LABEL_MAPS = ("ts_v1", "ts_v2", "rcsa")
 
@@ -66,6 +70,8 @@ class ScanResult:
     inputs: Mapping[str, str]
     timings_s: Mapping[str, float] = field(default_factory=dict)
     notes: Mapping[str, Any] = field(default_factory=dict)
+    #: vertebral heights, Genant grades and trabecular HU (``docs/spine.md``); None = not run
+    spine: SpineResult | None = None
 
     def segmentation_volume(self) -> npt.NDArray[np.uint8]:
         """Labels on the CT grid ``[k, j, i]``: level slices filled, every other slice 0."""
@@ -187,6 +193,8 @@ def measure_labels(
     t_body = time.perf_counter()
     m = measure(ct, lm, per_level, cfg, scan_id=scan_id or _scan_id(path), height_m=height_m,
                 segmentation_source=source)
+    t_measured = time.perf_counter()
+    spine = analyse_spine(ct, lm)
     t_end = time.perf_counter()
     inputs = {"scan": str(path), "labels": str(labels_path), "label_map": str(label_map)}
     if body_parts is not None:
@@ -195,8 +203,9 @@ def measure_labels(
         ct, lm, m, per_level, cmap, inputs,
         {"load": t_load - t0, "labels": t_labels - t_load, "levels": t_levels - t_labels,
          "vertebral_body_model": t_body - t_model,
-         "measure": (t_end - t_levels) - (t_body - t_model), "total": t_end - t0},
-        notes,
+         "measure": (t_measured - t_levels) - (t_body - t_model), "spine": t_end - t_measured,
+         "total": t_end - t0},
+        notes, spine,
     )
 
 
@@ -292,13 +301,16 @@ def run_scan(
     step("measuring")
     m = measure(ct, lm, per_level, cfg, scan_id=scan_id or _scan_id(path), height_m=height_m,
                 segmentation_source=source.strip())
+    t_measured = time.perf_counter()
+    step("measuring the vertebral bodies")
+    spine = analyse_spine(ct, lm)
     t_end = time.perf_counter()
     flags = {n: list(ll.flags) for n, ll in per_level.items() if ll.flags}
     return ScanResult(
         ct, lm, m, per_level, cmap, {"scan": str(path)},
         {"load": t_load - t0, "levels": t_levels - t_load, "segment": t_seg - t_levels,
-         "measure": t_end - t_seg, "total": t_end - t0},
-        {"model": model_info, "segmentation_flags": flags},
+         "measure": t_measured - t_seg, "spine": t_end - t_measured, "total": t_end - t0},
+        {"model": model_info, "segmentation_flags": flags}, spine,
     )
 
 
@@ -437,13 +449,18 @@ def write_scan_outputs(result: ScanResult, out_dir: str | Path, overwrite: bool 
     m = result.measurements
 
     def tables(stage: Path) -> None:
-        wide = pd.DataFrame([m.wide_row()], columns=wide_columns(m.config))
+        sp = result.spine
+        wide = pd.DataFrame([{**m.wide_row(), **(sp.to_columns() if sp else {})}],
+                            columns=wide_columns(m.config) + (spine_columns() if sp else []))
         wide.to_csv(stage / "features.csv", index=False)
         wide.astype(object).where(wide.notna(), None).to_parquet(stage / "features.parquet")
         pd.DataFrame(m.long_records()).to_csv(stage / "features_long.csv", index=False)
         (stage / "levels.json").write_text(
             json.dumps(levels_document(result.inputs.get("scan", ""), result.level_map),
                        indent=2) + "\n", encoding="utf-8")
+        if sp is not None:
+            (stage / "spine.json").write_text(json.dumps(sp.to_dict(), indent=2) + "\n",
+                                              encoding="utf-8")
 
     def labels(stage: Path) -> None:
         write_labels(result.segmentation_volume(), result.ct, stage / "segmentation.nii.gz")
@@ -456,6 +473,11 @@ def write_scan_outputs(result: ScanResult, out_dir: str | Path, overwrite: bool 
         qc.mkdir()
         write_qc_png(result.ct, result.level_map, qc / "levels.png",
                      title=f"rcsa levels: {m.scan_id}")
+        if result.spine is not None:
+            from rcsa.spine.qc import write_spine_qc_png
+
+            write_spine_qc_png(result.ct, result.level_map, result.spine, qc / "spine.png",
+                               title=f"rcsa spine: {m.scan_id} (sagittal, anterior left)")
         for name, ll in result.level_labels.items():
             lv = result.level_map.levels[name]
             overlay_png(result.ct.voxels[ll.slice_index], ll.labels, ll.class_map,

@@ -215,7 +215,8 @@ def _peak_position(seg: F64) -> int | None:
     return ip
 
 
-def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool) -> float | None:
+def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool, voxel_mm: float = 1.0
+                   ) -> float | None:
     """Endplate surface (mm along the axis) on a column profile ``c(a)`` sampled at ``a``.
 
     The disc is the darkest point within :data:`DISC_WINDOW_MM` of its position from the level
@@ -223,7 +224,8 @@ def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool) -> float | None:
     cortical endplate: at 1-3 mm slices it is blurred into a peak whose position is the
     plate's centre, unbiased by the blur, where a half-maximum crossing would move outwards by
     about half a slice); its surface lies :data:`ENDPLATE_HALF_THICKNESS_MM` further out. The
-    peak is located to a fraction of the sampling step by a parabola through its neighbours.
+    peak is located between voxels by a parabola through the samples ``voxel_mm`` on either
+    side.
     """
     w0, w1 = DISC_WINDOW_MM
     if upward:
@@ -246,11 +248,16 @@ def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool) -> float | None:
     ip = _peak_position(seg)
     if ip is None:
         return None
+    # sub-voxel position: a parabola through the peak and the samples one voxel on either
+    # side (a linearly interpolated profile peaks at a voxel centre; the parabola through
+    # voxel-spaced samples follows the blurred plate's true centre)
+    h = max(1, round(voxel_mm / STEP_MM))
     frac = 0.0
-    if 0 < ip < len(seg) - 1:
-        y0, y1, y2 = float(seg[ip - 1]), float(seg[ip]), float(seg[ip + 1])
+    if h <= ip < len(seg) - h:
+        y0, y1, y2 = float(seg[ip - h]), float(seg[ip]), float(seg[ip + h])
         den = y0 - 2 * y1 + y2
-        frac = 0.5 * (y0 - y2) / den if den < 0 else 0.0
+        if den < 0:
+            frac = float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5)) * h
     d = (ip + frac) * STEP_MM + ENDPLATE_HALF_THICKNESS_MM
     return float(a[i0]) + d if upward else float(a[i0]) - d
 
@@ -376,8 +383,9 @@ def measure_body(ct: CTVolume, f: Frame, a_lo_disc: float, a_hi_disc: float) -> 
     for b_line in (b_ant - inset, b_c, b_post + inset):
         db = np.arange(-LINE_HALF_WIDTH_MM, LINE_HALF_WIDTH_MM + 1e-9, STEP_MM)
         c = _sample(vol, org, f, a[:, None], b_line + db[None, :]).mean(axis=1)
-        lo = _endplate_edge(c, a, a_lo_disc, upward=False)
-        hi = _endplate_edge(c, a, a_hi_disc, upward=True)
+        vox = f.sz / max(abs(f.uz), 0.5)  # voxel size along the axis (mm)
+        lo = _endplate_edge(c, a, a_lo_disc, upward=False, voxel_mm=vox)
+        hi = _endplate_edge(c, a, a_hi_disc, upward=True, voxel_mm=vox)
         if lo is None or hi is None:
             name = ("anterior", "middle", "posterior")[len(lines)]
             which = "inferior" if lo is None else "superior"
