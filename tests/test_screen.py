@@ -42,8 +42,9 @@ XSS = "<script>window.__pwned = 1; alert('x')</script>"
 NOTE = f"{XSS} back pain since March"
 CLINICAL = ["--set", "fractured_vertebrae_n=2", "--set", "cement_volume_ml=3.5"]
 #: Pages of the sample's demonstration report (A4; page breaks before the nomogram, the
-#: muscle table, the scan / level map and the QC overlays; the muscle table takes 1.2 pages).
-EXPECTED_PDF_PAGES = 6
+#: muscle table, the scan / level map, the spine section and the QC overlays; the muscle
+#: table takes 1.2 pages).
+EXPECTED_PDF_PAGES = 7
 
 
 def _expected_probability(features: dict[str, Any], clinical: dict[str, float]) -> float:

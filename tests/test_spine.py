@@ -90,11 +90,29 @@ def test_attenuation_bands_are_bands() -> None:
 
 @pytest.mark.parametrize(("loss", "grade"), [(0.30, 2), (0.45, 3)])
 def test_synthetic_wedge_recovered(subject_a, loss: float, grade: int) -> None:  # type: ignore[no-untyped-def]
-    ct, _, res = subject_a
-    ct2 = compress_vertebra(ct, res["L3"], loss, "wedge")
-    res2 = analyse_spine(ct2, find_levels(ct2))
+    """Measurement and grading alone: the disc above stretched, the level map kept."""
+    ct, lm, res = subject_a
+    ct2 = compress_vertebra(ct, res["L3"], loss, "wedge", mode="stretch")
+    res2 = analyse_spine(ct2, lm)
     assert res2["L3"].genant_grade == grade and res2["L3"].morphology == "wedge"
     assert [v for v in res2.fractured if v != "L3"] == [v for v in res.fractured if v != "L3"]
+    # the anterior height lost is the loss applied (within 6 % of the height: the stretched
+    # disc sharpens the edge above the squeezed endplate, docs/spine.md)
+    a0, a1 = res["L3"].height_anterior_mm, res2["L3"].height_anterior_mm
+    assert 1 - a1 / a0 == pytest.approx(loss, abs=0.06)  # type: ignore[operator]
+
+
+def test_slices_removed_never_rename_a_vertebra(subject_a) -> None:  # type: ignore[no-untyped-def]
+    """The whole chain on a spine shortened by a 30 % crush of L3: every other vertebra that is
+    measured keeps its heights (it is the same vertebra under the same name)."""
+    ct, _, res = subject_a
+    ct2 = compress_vertebra(ct, res["L3"], 0.30, "crush")
+    res2 = analyse_spine(ct2, find_levels(ct2))
+    for v in ("L1", "L2", "L4", "L5"):
+        if res2[v].measured:
+            assert res2[v].height_posterior_mm == pytest.approx(
+                res[v].height_posterior_mm, abs=2.0), v
+    assert not [v for v in res2.fractured if v != "L3" and v not in res.fractured]
 
 
 def test_cement_is_not_measurable(subject_a) -> None:  # type: ignore[no-untyped-def]

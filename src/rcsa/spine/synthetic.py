@@ -7,7 +7,8 @@ into the shorter span and everything above moves down by the same amount (slices
 inside the body; for a wedge or a biconcave loss the column above is sheared, so the
 vertebrae above keep their heights and the disc above its thickness; the top of the scan
 repeats its last slice over the lost height). That is mode ``remove``. Mode ``stretch``
-instead fills the gap with the lowest :data:`DISC_STRETCH_MM` of the disc above, stretched,
+instead fills the gap with :data:`DISC_STRETCH_MM` of the disc above (from
+:data:`ENDPLATE_BLUR_MM` above the endplate), stretched,
 so that every other structure keeps its place and the level map of the original scan stays
 valid: it tests the measurement and the grading alone, without the level finder.
 The loss per row:
@@ -35,8 +36,11 @@ from rcsa.spine.types import VertebraResult
 
 Kind = Literal["crush", "wedge", "biconcave"]
 Mode = Literal["remove", "stretch"]
-#: ``stretch`` mode: height of the disc above the body stretched into the gap (mm).
+#: ``stretch`` mode: height of the disc above the body stretched into the gap (mm) ...
 DISC_STRETCH_MM = 4.0
+#: ... taken from above the endplate's partial-volume blur, which reaches this far past the
+#: measured surface at 2-3 mm slices (stretched, it would fill the gap with half-bone grey).
+ENDPLATE_BLUR_MM = 2.5
 #: Slices resampled at a time (bounds the memory of the coordinate arrays).
 CHUNK_SLICES = 16
 
@@ -95,10 +99,11 @@ def compress_vertebra(ct: CTVolume, v: VertebraResult, loss: float, kind: Kind,
         src = np.where(body, a_lo + (a - a_lo) * scale, a)
         if mode == "remove":
             src = np.where(a > top, a + drop, src)  # everything above moves down
-        else:  # the lowest DISC_STRETCH_MM of the disc above fills the gap
-            a_s = a_hi + DISC_STRETCH_MM
+        else:  # DISC_STRETCH_MM of the disc above, past the endplate's blur, fills the gap
+            a_t = a_hi + ENDPLATE_BLUR_MM
+            a_s = a_t + DISC_STRETCH_MM
             gap = (a > top) & (a <= a_s)
-            src = np.where(gap, a_hi + (a - top) * (a_s - a_hi) / np.maximum(a_s - top, 1e-6),
+            src = np.where(gap, a_t + (a - top) * (a_s - a_t) / np.maximum(a_s - top, 1e-6),
                            src)
         shift = src - a  # mm along the axis
         if not np.any(shift):
