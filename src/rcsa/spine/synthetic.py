@@ -74,7 +74,9 @@ def compress_vertebra(ct: CTVolume, v: VertebraResult, loss: float, kind: Kind,
     c_hi = np.polyfit([p[1] for p in hi], [p[0] for p in hi], 1)
     ks_all = [ln.inferior_kji[0] for ln in v.lines] + [ln.superior_kji[0] for ln in v.lines]
     k0 = max(0, int(np.floor(min(ks_all) - 20.0 / sz)))
-    vol = np.asarray(ct.voxels, np.float32)
+    # cubic B-spline resampling: a thin endplate (one voxel at 3 mm) keeps its peak when moved
+    # by a fraction of a voxel, where linear interpolation would flatten it
+    vol = ndimage.spline_filter(np.asarray(ct.voxels, np.float32), order=3, mode="nearest")
     out = np.array(ct.voxels, copy=True)
     ii = np.arange(ni, dtype=np.float64)
     for c0 in range(k0, nk, CHUNK_SLICES):
@@ -100,7 +102,7 @@ def compress_vertebra(ct: CTVolume, v: VertebraResult, loss: float, kind: Kind,
         if mode == "remove":
             src = np.where(a > top, a + drop, src)  # everything above moves down
         else:  # DISC_STRETCH_MM of the disc above, past the endplate's blur, fills the gap
-            a_t = a_hi + ENDPLATE_BLUR_MM
+            a_t = a_hi + np.minimum(drop, ENDPLATE_BLUR_MM)  # no change where nothing drops
             a_s = a_t + DISC_STRETCH_MM
             gap = (a > top) & (a <= a_s)
             src = np.where(gap, a_t + (a - top) * (a_s - a_t) / np.maximum(a_s - top, 1e-6),
@@ -112,7 +114,7 @@ def compress_vertebra(ct: CTVolume, v: VertebraResult, loss: float, kind: Kind,
         coords[0] = (kk + shift * uz / sz)[:, :, None]
         coords[1] = (jj + shift * uy / sy)[:, :, None]
         coords[2] = ii[None, None, :]
-        block = ndimage.map_coordinates(vol, coords, order=1, mode="nearest")
+        block = ndimage.map_coordinates(vol, coords, order=3, mode="nearest", prefilter=False)
         if out.dtype == np.int16:
             block = np.clip(np.round(block), -32768, 32767)
         out[c0:c1] = block.astype(out.dtype)
