@@ -161,3 +161,43 @@ def test_every_vertebra_reported(subject_a) -> None:  # type: ignore[no-untyped-
     assert list(res.vertebrae) == list(SPINE_VERTEBRAE)
     for v in res.vertebrae.values():
         assert v.status == "measured" or v.reason
+
+
+def test_bone_attenuation_input_filled_from_scan_unless_given() -> None:
+    """A spec asking for ``bone_attenuation_hu`` gets the scan's value; ``--set`` wins; a
+    ``bmd_t_score`` predictor is never filled from HU."""
+    from rcsa.nomogram.spec import ModelSpec, Predictor
+    from rcsa.report.inputs import collect_inputs, resolve_predictors
+
+    bone = Predictor("ct_bone_hu", "continuous", "Trabecular HU", "bone_attenuation_hu", "HU")
+    tscore = Predictor("bmd_t_score", "continuous", "BMD T-score", "bmd_t_score", "SD")
+    spec = ModelSpec("t", "1", "structure_only", "y", "y", "test", (bone, tscore), None, None,
+                     {}, None, None)
+    features = {"bone_attenuation_hu": 131.4, "bone_attenuation_vertebra": "L1"}
+    got = {p.predictor.name: p for p in resolve_predictors(spec, collect_inputs(), features, {})}
+    assert got["ct_bone_hu"].value == 131.4 and got["ct_bone_hu"].measured
+    assert got["ct_bone_hu"].source == ("from the scan: bone_attenuation_hu (mean trabecular HU "
+                                        "of L1)")
+    assert got["bmd_t_score"].value is None and "not given" in got["bmd_t_score"].missing_reason
+    given = resolve_predictors(spec, collect_inputs(["ct_bone_hu=95"]), features, {})
+    assert given[0].value == 95.0 and given[0].source == (
+        "--set; the scan's value 131.4 was not used")
+    missing = resolve_predictors(spec, collect_inputs(), {"bone_attenuation_hu": None}, {})
+    assert missing[0].value is None and "not measured on the scan" in missing[0].missing_reason
+
+
+def test_count_in_doubt_is_warned_not_graded(subject_a) -> None:  # type: ignore[no-untyped-def]
+    """A 45 % crush with the slices removed: the level finder misses the crushed body's disc
+    and refuses the count. Nothing is graded under a doubtful name, and a warning says why."""
+    ct, _, res = subject_a
+    ct2 = compress_vertebra(ct, res["L3"], 0.45, "crush")
+    lm2 = find_levels(ct2)
+    res2 = analyse_spine(ct2, lm2)
+    for v in ("L1", "L2", "L3", "L4", "L5"):
+        if lm2[v].status == "ambiguous":
+            assert res2[v].status == "ambiguous" and res2[v].genant_grade is None
+    l3 = res2["L3"]
+    # either the crushed body is named and graded as a fracture, or it is refused with a
+    # warning (today: the count from the sacrum and from the last rib disagree)
+    assert (l3.genant_grade is not None and l3.genant_grade >= 2) or (
+        l3.status == "ambiguous" and any("count is in doubt" in w for w in res2.warnings))

@@ -30,6 +30,9 @@ SCREENING_ORDER: tuple[str, ...] = ("L1", "L2", "T12", "L3", "L4", "T11", "L5")
 #: within this ratio of T12's (a missed or extra disc above T12 would otherwise name a
 #: merged or split piece T11).
 T11_HEIGHT_RATIO = (0.75, 1.25)
+#: Level-map reasons that mean the count itself is in doubt (a crushed vertebra merges with
+#: its neighbour when its disc is missed), as opposed to a vertebra cut by the scan edge.
+COUNT_PROBLEMS: tuple[str, ...] = ("abnormal height", "disagree")
 #: Fewest ROI voxels for an attenuation figure.
 MIN_ROI_VOXELS = 8
 
@@ -187,6 +190,14 @@ def analyse_spine(ct: CTVolume, lm: LevelMap) -> SpineResult:
     if dense:
         warnings.append("cement or metal in the vertebral body of " + ", ".join(dense)
                         + " (previous augmentation?): not measured")
+    unnamed = [v for v in SPINE_VERTEBRAE if graded[v].status == "ambiguous"
+               and any(w in graded[v].reason for w in COUNT_PROBLEMS)]
+    if unnamed:
+        warnings.append(
+            f"{', '.join(unnamed)} not named safely (the vertebral count is in doubt): a "
+            "severely compressed vertebra can cause this (its disc is then missed); these "
+            "vertebrae are not graded and the fracture count may be too low: review the "
+            "sagittal sheet")
     return SpineResult(
         graded, hu, bone_v,
         attenuation_band(hu, bone_v) if hu is not None and bone_v else None,
