@@ -63,6 +63,7 @@ def spine_section(run: _Run) -> dict[str, Any] | None:
         "bone_attenuation_hu": w.get("bone_attenuation_hu"),
         "bone_attenuation_vertebra": w.get("bone_attenuation_vertebra"),
         "bone_attenuation_band": w.get("bone_attenuation_band"),
+        "warnings": w.get("spine_warnings"),
         "note": SPINE_NOTE,
         "image": image,
     }

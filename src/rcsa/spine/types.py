@@ -45,6 +45,7 @@ SPINE_SCAN_COLUMNS: tuple[str, ...] = (
     "bone_attenuation_hu",
     "bone_attenuation_vertebra",
     "bone_attenuation_band",
+    "spine_warnings",
 )
 
 
@@ -227,6 +228,7 @@ class SpineResult:
                                       else round(self.bone_attenuation_hu, 1))
         out["bone_attenuation_vertebra"] = self.bone_attenuation_vertebra
         out["bone_attenuation_band"] = self.bone_attenuation_band
+        out["spine_warnings"] = "; ".join(self.warnings) or None
         return out
 
     def to_dict(self) -> dict[str, Any]:
