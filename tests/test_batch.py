@@ -36,7 +36,7 @@ from rcsa.errors import BatchError, CaseIdError, InputNotFoundError, ManifestErr
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = {"features.csv", "features.parquet", "features_long.csv", "levels.json",
-             "segmentation.nii.gz", "segmentation_labels.json", "qc", "run.json"}
+             "segmentation.nii.gz", "segmentation_labels.json", "qc", "run.json", "spine.json"}
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ Two rules:
    2       ``levels``                             vertebral levels (classical, torch-free)
    3       ``config``, ``cli_options``            defaults.toml (knows the level names); the
                                                   option declarations every sub-CLI shares
-   4       ``measure``, ``nomogram``              measurements; model specs and scoring
+   4       ``measure``, ``nomogram``, ``spine``   measurements; model specs and scoring;
+                                                  vertebral heights, grades, bone HU
    5       ``runfolder``                          the run folder: file names, writer, reader
    6       ``segment``                            the model (the only torch importer)
    7       ``pipeline``                           load -> levels -> segment -> measure
@@ -61,7 +62,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("outputs", "io"),
     ("levels",),
     ("config", "cli_options"),
-    ("measure", "nomogram"),
+    ("measure", "nomogram", "spine"),
     ("runfolder",),
     ("segment",),
     ("pipeline",),

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from rcsa.cli import app
 from rcsa.config import load_config
 from rcsa.measure import pooled, region_stats, wide_columns
+from rcsa.spine import spine_columns
 
 runner = CliRunner()
 
@@ -118,7 +119,8 @@ def test_output_folder_contents(ts_v2_out: Path) -> None:
             "segmentation.nii.gz", "segmentation_labels.json", "qc", "run.json"} <= names
     assert (ts_v2_out / "qc" / "L4.png").stat().st_size > 1000
     wide = pd.read_csv(ts_v2_out / "features.csv")
-    assert list(wide.columns) == wide_columns(load_config())
+    assert list(wide.columns) == wide_columns(load_config()) + spine_columns()
+    assert (ts_v2_out / "spine.json").is_file() and (ts_v2_out / "qc" / "spine.png").is_file()
     pq = pd.read_parquet(ts_v2_out / "features.parquet")
     assert list(pq.columns) == list(wide.columns)
     long = pd.read_csv(ts_v2_out / "features_long.csv")

@@ -19,6 +19,7 @@ from _dicom_factory import ALBERTA, ALBERTA_UNCOMPRESSED
 from rcsa.cli import EXIT_NOTHING_MEASURED, app
 from rcsa.config import load_config
 from rcsa.measure import wide_columns
+from rcsa.spine import spine_columns
 
 runner = CliRunner()
 ALBERTA_SLICE = ALBERTA_UNCOMPRESSED
@@ -38,22 +39,27 @@ def test_run_writes_the_documented_folder(run_out: Path) -> None:
     assert {"features.csv", "features.parquet", "features_long.csv", "levels.json",
             "segmentation.nii.gz", "segmentation_labels.json", "qc", "run.json"} <= names
     wide = pd.read_csv(run_out / "features.csv")
-    assert list(wide.columns) == wide_columns(load_config())
+    assert list(wide.columns) == wide_columns(load_config()) + spine_columns()
     w = wide.iloc[0]
+    # the spine analysis (docs/spine.md): columns, spine.json and the sagittal sheet
+    assert (run_out / "spine.json").is_file() and (run_out / "qc" / "spine.png").is_file()
+    assert w["L3_spine_status"] == "measured" and w["L3_body_height_posterior_mm"] > 15
+    assert w["T12_spine_status"] == "ambiguous" and pd.isna(w["T12_genant_grade"])
     assert w["scan_id"] == "ct"
     assert "sha256" in w["segmentation_source"]
     run = json.loads((run_out / "run.json").read_text())
     assert run["notes"]["model"]["sha256"]
-    assert set(run["timings_s"]) >= {"load", "levels", "segment", "measure", "total"}
+    assert set(run["timings_s"]) >= {"load", "levels", "segment", "measure", "spine", "total"}
     # segmentation only on the level slices, on the input's own grid
     seg = sitk.GetArrayFromImage(sitk.ReadImage(str(run_out / "segmentation.nii.gz")))
     assert seg.shape == (112, 101, 122)
     assert int((seg.reshape(112, -1).max(axis=1) > 0).sum()) == len(
-        [p for p in (run_out / "qc").iterdir() if p.name != "levels.png"])
+        [p for p in (run_out / "qc").iterdir() if p.name not in ("levels.png", "spine.png")])
     # by default only the levels the feature table measures are segmented
     from rcsa.measure.table import level_names
 
-    assert {p.stem for p in (run_out / "qc").iterdir() if p.name != "levels.png"} == set(
+    assert {p.stem for p in (run_out / "qc").iterdir()
+            if p.name not in ("levels.png", "spine.png")} == set(
         level_names(load_config()))
 
 

@@ -21,6 +21,7 @@ from rcsa.measure import wide_columns
 from rcsa.pipeline import ScanResult, measure_labels, write_scan_outputs
 from rcsa.runfolder import is_run_folder, open_run_folder
 from rcsa.runfolder import names as N
+from rcsa.spine import spine_columns
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_the_writer_writes_every_named_file(written: tuple[ScanResult, Path]) ->
     result, out = written
     assert {p.name for p in out.iterdir()} == {*N.RUN_FILES, N.QC_DIR}
     qc = {p.name for p in (out / N.QC_DIR).iterdir()}
-    assert qc == {f"{n}.png" for n in (N.LEVEL_MAP_IMAGE, *result.level_labels)}
+    assert qc == {f"{n}.png" for n in (N.LEVEL_MAP_IMAGE, N.SPINE_IMAGE, *result.level_labels)}
     assert is_run_folder(out)
 
 
@@ -77,7 +78,10 @@ def test_level_map_and_tables_round_trip(written: tuple[ScanResult, Path]) -> No
             assert got.value is None
         else:
             assert got.value == pytest.approx(want.value, rel=1e-12, abs=1e-12)
-    assert list(run.wide.columns) == wide_columns(m.config)
+    assert list(run.wide.columns) == wide_columns(m.config) + spine_columns()
+    assert result.spine is not None and run.spine == json.loads(
+        json.dumps(result.spine.to_dict()))
+    assert run.wide.iloc[0]["L3_spine_status"] == result.spine["L3"].status
     row = run.wide.iloc[0]
     assert row["scan_id"] == m.scan_id == "ct"
     col = "L3_psoas_left_csa_mm2"

@@ -42,8 +42,9 @@ XSS = "<script>window.__pwned = 1; alert('x')</script>"
 NOTE = f"{XSS} back pain since March"
 CLINICAL = ["--set", "fractured_vertebrae_n=2", "--set", "cement_volume_ml=3.5"]
 #: Pages of the sample's demonstration report (A4; page breaks before the nomogram, the
-#: muscle table, the scan / level map and the QC overlays; the muscle table takes 1.2 pages).
-EXPECTED_PDF_PAGES = 6
+#: muscle table, the scan / level map, the spine section and the QC overlays; the muscle
+#: table takes 1.2 pages).
+EXPECTED_PDF_PAGES = 7
 
 
 def _expected_probability(features: dict[str, Any], clinical: dict[str, float]) -> float:
@@ -114,7 +115,8 @@ def test_report_of_the_sample_scan(demo_report: Path, doc: dict[str, Any]) -> No
     assert [o["level"] for o in doc["qc"]["overlays"]] == [
         "L3", "L4", "L5", "sij_lower", "femoral_head_top"]
     html = (demo_report / "report.html").read_text()
-    assert html.count('src="data:image/png;base64,') == 7  # level map, 5 overlays, nomogram
+    # level map, 5 overlays, nomogram, spine sheet
+    assert html.count('src="data:image/png;base64,') == 8
     assert "http://" not in html and "https://" not in html  # self-contained
     assert f"{100 * p:.1f} %" in html
 
@@ -341,13 +343,13 @@ def test_missing_measurement_is_shown_empty_with_its_reason(demo_report: Path,
 def test_missing_clinical_input_is_listed_and_not_imputed(demo_report: Path,
                                                           tmp_path: Path) -> None:
     res = screen(demo_report / "run", tmp_path / "r", model="demo-rbp-simulated",
-                 assignments=["cement_volume_ml=3.5"], pdf=False)
+                 assignments=["fractured_vertebrae_n=2"], pdf=False)
     s = res.document["score"]
     assert not s["available"] and s["probability"] is None and s["total_points"] is None
-    assert [m["name"] for m in s["missing"]] == ["fractured_vertebrae_n"]
+    assert [m["name"] for m in s["missing"]] == ["cement_volume_ml"]
     assert "no value is imputed" in s["reason"]
     html = res.html.read_text()
-    assert 'id="missing-inputs"' in html and "fractured_vertebrae_n" in html
+    assert 'id="missing-inputs"' in html and "cement_volume_ml" in html
     assert 'id="probability"' not in html
     assert res.document["banner"]  # still a demonstration model
 
@@ -369,7 +371,7 @@ def test_clinical_file_json_and_set_precedence(demo_report: Path, tmp_path: Path
     assert preds["cement_volume_ml"]["value"] == 3.5
     assert preds["cement_volume_ml"]["source"] == "--set"
     assert preds["fractured_vertebrae_n"]["value"] == 1.0
-    assert preds["fractured_vertebrae_n"]["source"] == "clinical file c.json"
+    assert preds["fractured_vertebrae_n"]["source"].startswith("clinical file c.json")
     assert res.document["clinical"]["free_text"][0]["value"] == "from file"
 
 
@@ -495,3 +497,28 @@ def test_free_text_and_cli_summary(demo_report: Path, tmp_path: Path) -> None:
     assert "risk: probability" in r.output and "measurement QC" in r.output
     assert "report.pdf" not in r.output
     shutil.rmtree(tmp_path / "r")
+
+
+def test_fracture_burden_filled_from_the_scan_unless_given(demo_report: Path,
+                                                          tmp_path: Path) -> None:
+    """issue 17: fractured_vertebrae_n comes from rcsa.spine when not given; a value given by
+    the user wins, and the report says which source was used."""
+    run_wide = pd.read_csv(demo_report / "run" / "features.csv").iloc[0]
+    scan_n = int(run_wide["fractured_vertebrae_n"])
+    res = screen(demo_report / "run", tmp_path / "a", model="demo-rbp-simulated",
+                 assignments=["cement_volume_ml=3.5"], pdf=False)
+    preds = {p["name"]: p for p in res.document["score"]["predictors"]}
+    fv = preds["fractured_vertebrae_n"]
+    assert fv["value"] == scan_n and fv["measured"]
+    assert fv["source"].startswith("from the scan: fractured_vertebrae_n")
+    assert "not graded: T12" in fv["source"]  # T12 is ambiguous on the sample
+    assert res.document["score"]["available"]
+    res2 = screen(demo_report / "run", tmp_path / "b", model="demo-rbp-simulated",
+                  assignments=["cement_volume_ml=3.5", "fractured_vertebrae_n=3"], pdf=False)
+    fv2 = {p["name"]: p for p in res2.document["score"]["predictors"]}["fractured_vertebrae_n"]
+    assert fv2["value"] == 3 and not fv2["measured"]
+    assert fv2["source"] == f"--set; the scan's value {scan_n} was not used"
+    spine = res.document["spine"]
+    assert spine["fractured_vertebrae_n"] == scan_n and "image" not in spine  # json: no images
+    html = res.html.read_text()
+    assert 'id="spine"' in html and "Genant" in html and "not a diagnosis" in html

@@ -27,6 +27,7 @@ from rcsa.measure import Measurements, labels_at_levels, measure
 from rcsa.measure.table import VERTEBRAL_BODY, LevelLabels, body_levels, level_names
 from rcsa.runfolder import Overlay, RunContent, RunRecord, check_output_dir, write_run_folder
 from rcsa.segment.classes import RCSA_CLASSES, ClassMap, SegClass
+from rcsa.spine import SpineResult, analyse_spine
 
 LABEL_MAPS = ("ts_v1", "ts_v2", "rcsa")
 
@@ -97,6 +98,8 @@ class ScanResult:
     inputs: Mapping[str, str]
     timings_s: Mapping[str, float] = field(default_factory=dict)
     notes: Mapping[str, Any] = field(default_factory=dict)
+    #: vertebral heights, Genant grades and trabecular HU (``docs/spine.md``); None = not run
+    spine: SpineResult | None = None
 
     def segmentation_volume(self) -> LabelVolume:
         """Labels on the CT's grid: level slices filled, every other slice 0; class names from
@@ -213,6 +216,8 @@ def measure_labels(
     t_body = time.perf_counter()
     m = measure(ct, lm, per_level, cfg, scan_id=scan_id or _scan_id(path),
                 height_m=opts.height_m, segmentation_source=source)
+    t_measured = time.perf_counter()
+    spine = analyse_spine(ct, lm)
     t_end = time.perf_counter()
     inputs = {"scan": str(path), "labels": str(labels_path), "label_map": str(label_map)}
     if body_parts is not None:
@@ -221,8 +226,9 @@ def measure_labels(
         ct, lm, m, per_level, cmap, inputs,
         {"load": t_load - t0, "labels": t_labels - t_load, "levels": t_levels - t_labels,
          "vertebral_body_model": t_body - t_model,
-         "measure": (t_end - t_levels) - (t_body - t_model), "total": t_end - t0},
-        notes,
+         "measure": (t_measured - t_levels) - (t_body - t_model), "spine": t_end - t_measured,
+         "total": t_end - t0},
+        notes, spine,
     )
 
 
@@ -317,13 +323,16 @@ def run_scan(
     step("measuring")
     m = measure(ct, lm, per_level, cfg, scan_id=scan_id or _scan_id(path),
                 height_m=opts.height_m, segmentation_source=source.strip())
+    t_measured = time.perf_counter()
+    step("measuring the vertebral bodies")
+    spine = analyse_spine(ct, lm)
     t_end = time.perf_counter()
     flags = {n: list(ll.flags) for n, ll in per_level.items() if ll.flags}
     return ScanResult(
         ct, lm, m, per_level, cmap, {"scan": str(path)},
         {"load": t_load - t0, "levels": t_levels - t_load, "segment": t_seg - t_levels,
-         "measure": t_end - t_seg, "total": t_end - t0},
-        {"model": model_info, "segmentation_flags": flags},
+         "measure": t_measured - t_seg, "spine": t_end - t_measured, "total": t_end - t0},
+        {"model": model_info, "segmentation_flags": flags}, spine,
     )
 
 
@@ -463,7 +472,8 @@ def run_content(result: ScanResult) -> RunContent:
         ct=result.ct, segmentation=result.segmentation_volume(), class_map=result.class_map,
         overlays=tuple(overlays), level_map=result.level_map,
         level_map_title=f"rcsa levels: {m.scan_id}", measurements=m,
-        record=RunRecord(result.inputs, result.notes, result.timings_s))
+        record=RunRecord(result.inputs, result.notes, result.timings_s),
+        spine=result.spine, spine_title=f"rcsa spine: {m.scan_id} (sagittal, anterior left)")
 
 
 def write_scan_outputs(result: ScanResult, out_dir: str | Path, overwrite: bool = False) -> Path:

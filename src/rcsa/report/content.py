@@ -25,6 +25,7 @@ from rcsa.measure.plausibility import PlausibleRange, plausibility_table, refere
 from rcsa.nomogram.score import Score, score_patient
 from rcsa.nomogram.spec import BUILTIN_MODELS, DEMO_DISCLAIMER, MODELS_DIR, ModelSpec
 from rcsa.report.inputs import FREE_TEXT_FIELDS, ClinicalInputs, PredictorInput
+from rcsa.report.spine import spine_section
 
 REPORT_FORMAT = "rcsa-screen-report"
 REPORT_VERSION = "1.0"
@@ -488,5 +489,6 @@ def build_document(
         "model": model,
         "score": score,
         "nomogram_image": nomogram_image(spec, s),
+        "spine": spine_section(run),
         "run_folder": str(run.path),
     }

@@ -5,6 +5,10 @@ Names are refused unless they are a predictor of the chosen model (its ``name`` 
 (their column is a column of the wide feature table) cannot be entered by hand: the report
 shows the measurement or, when the measurement is missing, says so. A clinical predictor that
 is not given is listed as missing; nothing is imputed.
+
+Exception: the columns of :data:`SCAN_FILLED_COLUMNS` (fracture burden and bone attenuation
+from ``rcsa.spine``, ``docs/spine.md``) are filled from the scan when the user gives no value;
+a value given by the user wins, and the source says which was used.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ FREE_TEXT_FIELDS: dict[str, str] = {
 #: A clinical file may carry the scan's id; it must then match the report's scan.
 ID_FIELD = "scan_id"
 MAX_TEXT_CHARS = 2000
+#: Feature columns the scan fills (``rcsa.spine``) that a hand-entered value overrules.
+SCAN_FILLED_COLUMNS: frozenset[str] = frozenset({"fractured_vertebrae_n", "bone_attenuation_hu"})
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,9 @@ def resolve_predictors(
         return []
     out: list[PredictorInput] = []
     for pred in spec.predictors:
+        if pred.column in SCAN_FILLED_COLUMNS:
+            out.append(_scan_filled(pred, by_pred.get(pred.name), features))
+            continue
         measured = pred.column in features
         given = by_pred.get(pred.name)
         if measured:
@@ -224,3 +233,41 @@ def resolve_predictors(
             raise ScoringError(f"{exc.reason} ({given.source})") from None
         out.append(PredictorInput(pred, False, value, given.source))
     return out
+
+
+def _scan_detail(column: str, features: Mapping[str, Any]) -> str:
+    """What the scan's value of a :data:`SCAN_FILLED_COLUMNS` column is made of."""
+    if column == "fractured_vertebrae_n":
+        which = features.get("fractured_vertebrae")
+        graded = features.get("vertebrae_graded_n")
+        not_graded = features.get("spine_not_graded")
+        text = (f"Genant grade >= 1 among {graded} vertebra(e) of T11-L5 graded"
+                + ("" if _is_missing(which) else f" ({which})"))
+        if not _is_missing(not_graded):
+            text += f"; not graded: {not_graded} (the count may be too low)"
+        return text
+    vert = features.get("bone_attenuation_vertebra")
+    return f"mean trabecular HU of {vert}" if not _is_missing(vert) else "trabecular HU"
+
+
+def _scan_filled(pred: Predictor, given: ClinicalValue | None,
+                 features: Mapping[str, Any]) -> PredictorInput:
+    """A predictor the scan can fill: the user's value wins; else the scan's; else missing."""
+    raw = features.get(pred.column)
+    scan_has = pred.column in features and not _is_missing(raw)
+    if given is not None:
+        try:
+            value = parse_value(pred, given.raw)
+        except ScoringError as exc:
+            raise ScoringError(f"{exc.reason} ({given.source})") from None
+        note = f"; the scan's value {raw} was not used" if scan_has else ""
+        return PredictorInput(pred, False, value, f"{given.source}{note}")
+    if scan_has:
+        return PredictorInput(pred, True, parse_value(pred, raw),
+                              f"from the scan: {pred.column} "
+                              f"({_scan_detail(pred.column, features)})")
+    why = features.get("spine_not_graded") if pred.column == "fractured_vertebrae_n" else None
+    detail = f" (not graded: {why})" if not _is_missing(why) else ""
+    return PredictorInput(
+        pred, False, None, "",
+        f"not given, and not measured on the scan{detail}: --set {pred.name}=VALUE")

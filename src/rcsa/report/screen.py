@@ -76,6 +76,8 @@ def _strip_images(doc: dict[str, Any]) -> dict[str, Any]:
     """``report.json``: the document without the embedded PNG data URIs."""
     out = copy.deepcopy(doc)
     out.pop("nomogram_image", None)
+    if out.get("spine"):
+        out["spine"].pop("image", None)
     out["qc"].pop("level_map_image", None)
     for o in out["qc"]["overlays"]:
         o.pop("image", None)

@@ -22,17 +22,22 @@ SEGMENTATION_NIFTI = "segmentation.nii.gz"
 SEGMENTATION_LABELS_JSON = "segmentation_labels.json"
 #: ``rcsa segment`` only: areas, confidence and flags per level.
 SEGMENTATION_SUMMARY_JSON = "segmentation_summary.json"
+#: Vertebral heights, Genant grades, trabecular HU per vertebra (``rcsa.spine``,
+#: ``docs/spine.md``); its columns are also in :data:`FEATURES_CSV`.
+SPINE_JSON = "spine.json"
 #: Versions, configuration, inputs, timings, warnings.
 RUN_JSON = "run.json"
-#: The folder of QC images: ``qc/levels.png`` and ``qc/<level>.png``.
+#: The folder of QC images: ``qc/levels.png``, ``qc/spine.png`` and ``qc/<level>.png``.
 QC_DIR = "qc"
 #: The name of the level map's QC image in :data:`QC_DIR` (:func:`qc_image`).
 LEVEL_MAP_IMAGE = "levels"
+#: The name of the sagittal spine sheet in :data:`QC_DIR` (body heights and grades).
+SPINE_IMAGE = "spine"
 
 #: Every file an ``rcsa run`` folder holds (the QC images aside).
 RUN_FILES: tuple[str, ...] = (
     FEATURES_CSV, FEATURES_PARQUET, FEATURES_LONG_CSV, LEVELS_JSON, SEGMENTATION_NIFTI,
-    SEGMENTATION_LABELS_JSON, RUN_JSON,
+    SEGMENTATION_LABELS_JSON, SPINE_JSON, RUN_JSON,
 )
 #: The files a folder needs to be read as a run folder (:func:`rcsa.runfolder.is_run_folder`).
 REQUIRED_FILES: tuple[str, ...] = (RUN_JSON, LEVELS_JSON, FEATURES_CSV, FEATURES_LONG_CSV)

@@ -99,6 +99,18 @@ class RunFolder:
                              self.path) from exc
 
     @cached_property
+    def spine(self) -> dict[str, Any] | None:
+        """``spine.json`` (``rcsa.spine.SpineResult.to_dict``); None for a folder written
+        without it (before rcsa.spine, or by ``rcsa segment``)."""
+        if not self.has(N.SPINE_JSON):
+            return None
+        doc = self._json(N.SPINE_JSON)
+        if not isinstance(doc, dict):
+            raise InputError(f"cannot read the run folder: {N.SPINE_JSON} is not an object",
+                             self.path)
+        return doc
+
+    @cached_property
     def wide(self) -> pd.DataFrame:
         """``features.csv`` (``scan_id`` as text)."""
         return self._csv(N.FEATURES_CSV, dtype={"scan_id": str})

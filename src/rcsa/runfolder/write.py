@@ -30,6 +30,7 @@ from rcsa.measure import Measurements, wide_columns
 from rcsa.outputs import staged_folder
 from rcsa.runfolder import names as N
 from rcsa.runfolder.qc import overlay_png
+from rcsa.spine import SpineResult, spine_columns
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,6 +73,9 @@ class RunContent:
     measurements: Measurements | None = None
     #: ``run.json`` (needs ``measurements``)
     record: RunRecord | None = None
+    #: the vertebral bodies (``spine.json``, ``qc/spine.png``, its columns in the wide table)
+    spine: SpineResult | None = None
+    spine_title: str = ""
     segmentation_summary: Mapping[str, Any] | None = None
 
     @property
@@ -123,15 +127,18 @@ def write_run_folder(content: RunContent, out_dir: str | Path, overwrite: bool =
     ct = content.ct
 
     def tables(stage: Path) -> None:
-        m = content.measurements
+        m, sp = content.measurements, content.spine
         if m is not None:
-            wide = pd.DataFrame([m.wide_row()], columns=wide_columns(m.config))
+            wide = pd.DataFrame([{**m.wide_row(), **(sp.to_columns() if sp else {})}],
+                                columns=wide_columns(m.config) + (spine_columns() if sp else []))
             wide.to_csv(stage / N.FEATURES_CSV, index=False)
             wide.astype(object).where(wide.notna(), None).to_parquet(stage / N.FEATURES_PARQUET)
             pd.DataFrame(m.long_records()).to_csv(stage / N.FEATURES_LONG_CSV, index=False)
         if content.level_map is not None:
             (stage / N.LEVELS_JSON).write_text(
                 _json_text(levels_document(content.scan, content.level_map)), encoding="utf-8")
+        if sp is not None:
+            (stage / N.SPINE_JSON).write_text(_json_text(sp.to_dict()), encoding="utf-8")
 
     def labels(stage: Path) -> None:
         write_labels(content.segmentation, stage / N.SEGMENTATION_NIFTI,
@@ -140,12 +147,17 @@ def write_run_folder(content: RunContent, out_dir: str | Path, overwrite: bool =
             _json_text(content.class_map.labels_dict()), encoding="utf-8")
 
     def images(stage: Path) -> None:
-        if content.level_map is None and not content.overlays:
+        if content.level_map is None and not content.overlays:  # (the spine sheet needs it)
             return
         (stage / N.QC_DIR).mkdir()
         if content.level_map is not None:
             write_qc_png(ct, content.level_map, stage / N.qc_image(N.LEVEL_MAP_IMAGE),
                          title=content.level_map_title)
+        if content.spine is not None and content.level_map is not None:
+            from rcsa.spine.qc import write_spine_qc_png
+
+            write_spine_qc_png(ct, content.level_map, content.spine,
+                               stage / N.qc_image(N.SPINE_IMAGE), title=content.spine_title)
         spacing = (float(ct.spacing_mm[0]), float(ct.spacing_mm[1]))
         for o in content.overlays:
             overlay_png(ct.voxels[o.slice_index], o.labels, o.class_map,
