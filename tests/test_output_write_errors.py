@@ -106,7 +106,7 @@ def test_swap_names_where_the_previous_output_is_when_it_cannot_be_put_back(
     (out / "a.txt").write_text("previous")
     stage.mkdir()
     monkeypatch.setattr(os, "replace", _replace_failing(lambda s, d: d == out))
-    with pytest.raises(OutputWriteError, match="could not be put back.*kept in") as info:
+    with pytest.raises(OutputWriteError, match=r"could not be put back.*kept in") as info:
         swap_into_place(stage, out)
     kept = Path(str(info.value.reason).rpartition("kept in ")[2])
     assert (kept / "a.txt").read_text() == "previous"
