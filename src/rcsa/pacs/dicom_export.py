@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from rcsa.errors import DicomExportError, EmptySegmentationError, InputError
 from rcsa.io import DicomSourceInstance as SourceInstance
 from rcsa.io import dicom_source_instances, read_dicom_instance
 from rcsa.levels.types import LevelMap
+from rcsa.outputs import atomic_write
 from rcsa.pacs import codes as rc
 from rcsa.runfolder import RunFolder, open_run_folder
 from rcsa.runfolder import names as N
@@ -470,7 +472,9 @@ def export_dicom(
     case_out_dir: str | Path, source_dir: str | Path, out_dir: str | Path,
     *, series_uid: str | None = None, overwrite: bool = False,
 ) -> dict[str, Path]:
-    """Write ``seg.dcm`` and ``sr.dcm`` for a run into ``out_dir`` (no server involved)."""
+    """Write ``seg.dcm`` and ``sr.dcm`` for a run into ``out_dir`` (no server involved), each
+    atomically (:func:`rcsa.outputs.atomic_write`: a refused write is an
+    :class:`~rcsa.errors.OutputWriteError`)."""
     from rcsa.errors import OutputExistsError
 
     out = Path(out_dir)
@@ -480,9 +484,11 @@ def export_dicom(
         raise OutputExistsError("exists; pass --overwrite to replace it", existing[0])
     seg = build_seg(case_out_dir, source_dir, series_uid=series_uid)
     sr = build_sr(case_out_dir, source_dir, seg, series_uid=series_uid)
-    out.mkdir(parents=True, exist_ok=True)
-    for key, ds in (("seg", seg), ("sr", sr)):
-        tmp = targets[key].with_suffix(".dcm.partial")
-        ds.save_as(tmp, enforce_file_format=True)
-        tmp.replace(targets[key])
+    def saver(ds: Dataset) -> Callable[[Path], None]:
+        def save(tmp: Path) -> None:
+            ds.save_as(tmp, enforce_file_format=True)
+        return save
+
+    atomic_write(targets["seg"], saver(seg), overwrite=True, create_parent=True)
+    atomic_write(targets["sr"], saver(sr), overwrite=True, create_parent=True)
     return targets
