@@ -91,6 +91,12 @@ def test_staged_folder_keeps_the_previous_output(tmp_path: Path,
         (stage / "a.txt").write_text("new")
         raise OSError(errno.ENOSPC, NO_SPACE, str(stage / "b.txt"))
     assert info.value.path == out and NO_SPACE in info.value.reason
+    assert info.value.reason.startswith("cannot write b.txt of the output")
+    assert _snapshot(out) == before and _leftovers(tmp_path) == []
+    # an OSError about another file (an input) is not called an output error
+    elsewhere = tmp_path.parent / "input.dcm"
+    with pytest.raises(FileNotFoundError), staged_folder(out):
+        elsewhere.with_name("missing.dcm").read_bytes()
     assert _snapshot(out) == before and _leftovers(tmp_path) == []
     # the final move refused
     monkeypatch.setattr(os, "replace", _replace_failing(lambda s, d: ".partial-" in s.name))

@@ -23,11 +23,28 @@ from pathlib import Path
 from rcsa.errors import InputNotFoundError, OutputExistsError, OutputWriteError
 
 
-def write_error(exc: OSError, path: Path) -> OutputWriteError:
+def write_error(exc: OSError, path: Path, stage: Path | None = None) -> OutputWriteError:
     """``exc`` as an :class:`OutputWriteError` on ``path`` (the output being written), with the
-    system's reason ("No space left on device", "Permission denied", ...)."""
+    system's reason ("No space left on device", "Permission denied", ...) and, when it names a
+    file inside ``stage`` (the folder ``path`` is being built in), that file's place in it."""
     why = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
-    return OutputWriteError(f"cannot write the output ({why})", path)
+    what = "the output"
+    if stage is not None and exc.filename is not None:
+        name = Path(os.fsdecode(exc.filename)).absolute()
+        if stage.absolute() in name.parents:
+            what = f"{name.relative_to(stage.absolute()).as_posix()} of the output"
+    return OutputWriteError(f"cannot write {what} ({why})", path)
+
+
+def _about_output(exc: OSError, *roots: Path) -> bool:
+    """Whether ``exc`` is about the output being written: it names no file (``write()`` on a
+    full disk) or a file at or under one of ``roots`` (the stage, the temporary file, the
+    target). An ``OSError`` naming another file (an input read while the output is built) is
+    not turned into an output error."""
+    if exc.filename is None:
+        return True
+    name = Path(os.fsdecode(exc.filename)).absolute()
+    return any(name == r.absolute() or r.absolute() in name.parents for r in roots)
 
 
 def _remove(path: Path) -> None:
@@ -70,8 +87,9 @@ def atomic_write(
 ) -> Path:
     """Call ``writer(tmp)`` on a temporary file beside ``path``, then move it into place.
 
-    An ``OSError`` of the writer or of the move is an :class:`OutputWriteError` on ``path``;
-    the temporary file is removed and an existing ``path`` is untouched."""
+    An ``OSError`` of the writer (naming no file or the temporary file) or of the move is an
+    :class:`OutputWriteError` on ``path``; the temporary file is removed and an existing
+    ``path`` is untouched."""
     path = Path(path)
     check_writable(path, overwrite, create_parent)
     try:
@@ -85,6 +103,8 @@ def atomic_write(
         os.chmod(tmp, _default_mode())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except OSError as exc:
+        if not _about_output(exc, tmp, path):
+            raise
         raise write_error(exc, path) from exc
     finally:
         if tmp.exists():
@@ -143,9 +163,10 @@ def staged_folder(out: Path) -> Iterator[Path]:
     :func:`swap_into_place`; on any error it is removed and ``out`` is left as it was. The
     caller refuses a non-empty ``out`` first when it must not be replaced.
 
-    An ``OSError`` raised while the folder is built (inside the ``with`` block: the files are
-    written there; inputs are read through :mod:`rcsa.io`, whose refusals are typed) or moved
-    is an :class:`OutputWriteError` on ``out``.
+    An ``OSError`` raised while the folder is built (inside the ``with`` block) or moved is an
+    :class:`OutputWriteError` on ``out`` when it names no file or a file of the stage or
+    ``out``; one naming another file (an input) passes through unchanged (inputs are read
+    through :mod:`rcsa.io`, whose refusals are typed).
     """
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -160,7 +181,9 @@ def staged_folder(out: Path) -> Iterator[Path]:
         swap_into_place(stage, out)
     except OSError as exc:
         _remove(stage)
-        raise write_error(exc, out) from exc
+        if not _about_output(exc, stage, out):
+            raise
+        raise write_error(exc, out, stage) from exc
     except BaseException:
         _remove(stage)
         raise
