@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import date
@@ -431,6 +432,27 @@ def test_source_is_read_by_the_loaders_rules(abd_run: Path, abd_series: Path, tm
     target.write_bytes(data[: len(data) // 2])  # the instance is left only in damaged copies
     with pytest.raises(CorruptFileError, match="truncated"):
         build_seg(abd_run, src)
+
+
+@pytest.mark.filterwarnings("ignore:End of file reached")
+def test_series_uid_chooses_the_source_series_and_limits_what_is_judged(
+        abd_run: Path, abd_series: Path, tmp_path: Path) -> None:
+    """Two CT series in one folder, the other one with a damaged image: without --series-uid
+    the damaged image may be an instance of a candidate series and refuses the export; with
+    the analysed series named it belongs to another series (a warning)."""
+    src = tmp_path / "two"
+    shutil.copytree(abd_series, src / "abd")
+    write_thoracolumbar_with_uids(src / "tl")
+    victim = sorted(p for p in (src / "tl").rglob("*") if p.is_file())[0]
+    victim.write_bytes(victim.read_bytes()[:-100])
+    first = sorted(p for p in (src / "abd").rglob("*") if p.is_file())[0]
+    uid = str(pydicom.dcmread(first, stop_before_pixels=True).SeriesInstanceUID)
+    with pytest.raises(CorruptFileError, match=re.escape(victim.name)):
+        build_seg(abd_run, src)
+    seg = build_seg(abd_run, src, series_uid=uid)
+    assert seg_frame_index(seg) == seg_frame_index(build_seg(abd_run, abd_series))
+    with pytest.raises(DicomExportError, match="not among the CT series"):
+        build_seg(abd_run, src, series_uid="1.2.3.4")
 
 
 def test_empty_segmentation_is_never_exported(abd_run: Path, abd_series: Path,
