@@ -41,9 +41,10 @@ Two rules:
 An import that must go against these rules needs an entry in :data:`ALLOWED`, with its reason;
 there is none today. See ``docs/architecture.md``, "Layers".
 
-Two owner checks follow: ``rcsa.io`` is used through its public API (the package and its types
-module ``rcsa.io.volume``, never another submodule), and only ``rcsa.runfolder`` spells the
-run folder's file names in string literals.
+Three owner checks follow: ``rcsa.io`` is used through its public API (the package and its
+types module ``rcsa.io.volume``, never another submodule), only ``rcsa.io`` opens image files
+(no ``pydicom.dcmread`` / ``sitk.ReadImage`` / ``nib.load`` / highdicom reader elsewhere), and
+only ``rcsa.runfolder`` spells the run folder's file names in string literals.
 """
 
 from __future__ import annotations
@@ -339,3 +340,94 @@ def test_only_runfolder_spells_the_run_folder_file_names() -> None:
     assert problems == []
     assert spelled_file_names('"""levels.json"""\nx = f"{a}/levels.json"\n',
                               ALL_FILE_NAMES) == ["levels.json"]
+
+
+# ------------------------------------------------------------------------------------------
+# owner: io reads the input files
+# ------------------------------------------------------------------------------------------
+#: Functions that open an image file, by library; outside ``rcsa.io`` none may be called or
+#: passed on (io reads every input with its own damaged-file, duplicate and orientation rules,
+#: and raises the typed errors). ``dcmread`` and ``ReadImage`` are refused under any name.
+FILE_READERS: dict[str, frozenset[str]] = {
+    "pydicom": frozenset({"dcmread", "read_file"}),
+    "SimpleITK": frozenset({"ReadImage", "ImageFileReader", "ImageSeriesReader"}),
+    "nibabel": frozenset({"load"}),
+    "highdicom": frozenset({"imread", "segread", "srread"}),
+}
+ALWAYS_READERS = frozenset({"dcmread", "ReadImage"})
+
+
+def _dotted(node: ast.AST) -> list[str] | None:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return [node.id, *reversed(parts)]
+
+
+def file_reader_uses(source: str) -> list[str]:
+    """The library file readers (:data:`FILE_READERS`) that ``source`` names in an expression
+    (a call or a reference), through ``import lib [as x]``, ``import lib.sub`` or ``from lib[.sub]
+    import name [as y]``, anywhere in the module (lazy imports included)."""
+    tree = ast.parse(source)
+    aliases: dict[str, str] = {}  # local name -> dotted name it stands for
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    aliases[a.asname] = a.name
+                else:
+                    top = a.name.partition(".")[0]
+                    aliases[top] = top
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    hits: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Name, ast.Attribute)) or \
+                not isinstance(node.ctx, ast.Load):
+            continue
+        parts = _dotted(node)
+        if parts is None:
+            continue
+        full = ".".join([aliases.get(parts[0], parts[0]), *parts[1:]])
+        lib, last = full.partition(".")[0], full.rpartition(".")[2]
+        if last in FILE_READERS.get(lib, frozenset()) or \
+                (last in ALWAYS_READERS and len(parts) == 1 and parts[0] not in aliases) or \
+                (isinstance(node, ast.Attribute) and node.attr in ALWAYS_READERS):
+            hits.append(full)
+    return hits
+
+
+def test_only_io_reads_image_files() -> None:
+    """No module outside ``rcsa.io`` opens a DICOM / NIfTI / ITK image file itself (tests may:
+    they check rcsa's outputs with an independent reader)."""
+    problems = [f"{name} uses {hit}" for name, (path, _) in find_modules(SRC).items()
+                if unit_of(name) != "io"
+                for hit in file_reader_uses(path.read_text(encoding="utf-8"))]
+    assert problems == []
+
+
+def test_file_reader_check_catches_every_spelling() -> None:
+    bad = (
+        "import pydicom\nds = pydicom.dcmread(p, stop_before_pixels=True)\n"
+        "def f(p):\n    from pydicom import dcmread as rd\n    return rd(p)\n"
+        "import SimpleITK as sitk\nimg = sitk.ReadImage(str(p))\n"
+        "import nibabel as nib\nnii = nib.load(p)\n"
+        "from nibabel import load\nload(p)\n"
+        "import pydicom.filereader\nread = pydicom.filereader.dcmread\n"
+        "import highdicom as hd\nhd.seg.segread(p)\n"
+        "x = other.dcmread(p)\n"
+    )
+    assert sorted(file_reader_uses(bad)) == [
+        "SimpleITK.ReadImage", "highdicom.seg.segread", "nibabel.load", "nibabel.load",
+        "other.dcmread", "pydicom.dcmread", "pydicom.dcmread", "pydicom.filereader.dcmread",
+    ]
+    fine = (
+        "import json\nfrom rcsa.io import load\nload(p)\njson.load(fh)\n"
+        "import SimpleITK as sitk\nsitk.WriteImage(img, p)\n"
+        "from pydicom.dataset import Dataset\nds = Dataset()\nds.save_as(p)\n"
+    )
+    assert file_reader_uses(fine) == []

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from rcsa.cli import app
 from rcsa.config import load_config
+from rcsa.errors import OutputWriteError
 from rcsa.measure import pooled, region_stats, wide_columns
 from rcsa.spine import spine_columns
 
@@ -221,7 +222,8 @@ def test_measuring_existing_masks_does_not_import_torch(abdomen: Path) -> None:
 def test_failed_write_keeps_the_previous_folder(tmp_path: Path, abdomen: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The output parts are written concurrently into a staging folder: when one part fails,
-    the error reaches the caller and the existing folder is left exactly as it was."""
+    the error reaches the caller (an OSError as an OutputWriteError) and the existing folder is
+    left exactly as it was."""
     import rcsa.runfolder.write
     from rcsa.pipeline import measure_to_folder
 
@@ -236,8 +238,9 @@ def test_failed_write_keeps_the_previous_folder(tmp_path: Path, abdomen: Path,
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr(rcsa.runfolder.write, "write_labels", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputWriteError, match="disk full") as info:
         measure_to_folder(*args, overwrite=True, **opts)
+    assert info.value.path == out  # the typed error (exit 10) names the output
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging folder left

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import date
@@ -29,7 +30,9 @@ from orthanc import PASSWORD, USER, Orthanc, free_port, orthanc_binary, start_or
 from rcsa.batch.cases import Case, RemoteSeries
 from rcsa.cli import EXIT_PACS, EXIT_USAGE, app
 from rcsa.errors import (
+    CorruptFileError,
     DicomExportError,
+    DuplicateSliceError,
     EmptySegmentationError,
     OutputExistsError,
     PacsConfigError,
@@ -52,6 +55,7 @@ from rcsa.pacs import (
 from rcsa.pacs import codes as rc
 from rcsa.pacs.client import make_client
 from rcsa.pacs.config import ENV_PASSWORD, ENV_TOKEN, ENV_URL, ENV_USER, check_url
+from rcsa.pacs.dicom_export import seg_frame_index
 from rcsa.pacs.push import store
 from rcsa.pacs.query import case_id_for
 
@@ -390,6 +394,65 @@ def test_build_sr_holds_the_measurements(abd_run: Path, abd_series: Path) -> Non
     plain = hd.sr.srread(io.BytesIO(_bytes(build_sr(abd_run, abd_series))))
     assert plain.content.get_planar_roi_measurement_groups() == []
     assert len(_all_groups(plain)) > 0
+
+
+def test_source_is_read_by_the_loaders_rules(abd_run: Path, abd_series: Path, tmp_path: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """The source series is read by rcsa.io (dicom_source_instances): non-DICOM files are
+    skipped, an agreeing copy of an instance is one instance, a damaged copy of an instance
+    read intact is a warning, copies that differ and an instance only present damaged are the
+    loader's typed errors naming the file."""
+    seg = build_seg(abd_run, abd_series)
+    used = sorted({uid for _, uid in seg_frame_index(seg)})
+    by_uid = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID): p
+              for p in sorted(abd_series.rglob("*")) if p.is_file()}
+    src = tmp_path / "src"
+    shutil.copytree(abd_series, src)
+    target = src / by_uid[used[0]].relative_to(abd_series)
+    (src / "notes.txt").write_text("not DICOM\n")
+    copies = src / "zz_copies"
+    copies.mkdir()
+    shutil.copy(target, copies / "same.dcm")
+    data = target.read_bytes()
+    (copies / "cut.dcm").write_bytes(data[: len(data) // 2])
+    with caplog.at_level("WARNING"):
+        again = build_seg(abd_run, src)
+    assert seg_frame_index(again) == seg_frame_index(seg)
+    assert "cut.dcm" in caplog.text and "damaged" in caplog.text
+
+    ds = pydicom.dcmread(target)
+    pixels = ds.pixel_array.copy()
+    pixels[0, 0] += 1
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(copies / "same.dcm")
+    with pytest.raises(DuplicateSliceError, match=r"same\.dcm"):
+        build_seg(abd_run, src)
+
+    (copies / "same.dcm").unlink()
+    target.write_bytes(data[: len(data) // 2])  # the instance is left only in damaged copies
+    with pytest.raises(CorruptFileError, match="truncated"):
+        build_seg(abd_run, src)
+
+
+@pytest.mark.filterwarnings("ignore:End of file reached")
+def test_series_uid_chooses_the_source_series_and_limits_what_is_judged(
+        abd_run: Path, abd_series: Path, tmp_path: Path) -> None:
+    """Two CT series in one folder, the other one with a damaged image: without --series-uid
+    the damaged image may be an instance of a candidate series and refuses the export; with
+    the analysed series named it belongs to another series (a warning)."""
+    src = tmp_path / "two"
+    shutil.copytree(abd_series, src / "abd")
+    write_thoracolumbar_with_uids(src / "tl")
+    victim = sorted(p for p in (src / "tl").rglob("*") if p.is_file())[0]
+    victim.write_bytes(victim.read_bytes()[:-100])
+    first = sorted(p for p in (src / "abd").rglob("*") if p.is_file())[0]
+    uid = str(pydicom.dcmread(first, stop_before_pixels=True).SeriesInstanceUID)
+    with pytest.raises(CorruptFileError, match=re.escape(victim.name)):
+        build_seg(abd_run, src)
+    seg = build_seg(abd_run, src, series_uid=uid)
+    assert seg_frame_index(seg) == seg_frame_index(build_seg(abd_run, abd_series))
+    with pytest.raises(DicomExportError, match="not among the CT series"):
+        build_seg(abd_run, src, series_uid="1.2.3.4")
 
 
 def test_empty_segmentation_is_never_exported(abd_run: Path, abd_series: Path,

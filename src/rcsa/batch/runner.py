@@ -63,7 +63,7 @@ from rcsa.batch.state import STATE_FILE, CaseRecord, OutputLock, StateStore
 from rcsa.batch.worker import CaseOutcome, CaseTask, process_case, set_threads
 from rcsa.config import RcsaConfig, load_config
 from rcsa.errors import InputError, OutputExistsError, RcsaError
-from rcsa.outputs import atomic_write, atomic_write_text
+from rcsa.outputs import atomic_write, atomic_write_text, write_error
 from rcsa.pipeline import RunOptions
 from rcsa.runfolder import RunFolder, open_run_folder
 from rcsa.runfolder.names import FEATURES_CSV, FEATURES_PARQUET
@@ -450,7 +450,10 @@ def run_batch(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputExistsError("output path exists and is not a folder", out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, out) from exc
     cfg = config or load_config()
     model = model_version()
     run_options = options or RunOptions()

@@ -9,9 +9,10 @@ the packages above it import no ``rcsa.io`` submodule).
 """
 
 from rcsa.io.dicom import Damaged as DamagedDicom
+from rcsa.io.dicom import SourceInstance as DicomSourceInstance
 from rcsa.io.dicom import _Header as DicomHeader
+from rcsa.io.dicom import dicom_source_instances, read_dicom_instance, why_not_analysable
 from rcsa.io.dicom import read_file as read_dicom_file
-from rcsa.io.dicom import why_not_analysable
 from rcsa.io.identifiers import patient_identifiers
 from rcsa.io.image import IMAGE_SUFFIXES, image_format, load_labels, read_label_names
 from rcsa.io.load import load
@@ -33,6 +34,7 @@ __all__ = [
     "CTVolume",
     "DamagedDicom",
     "DicomHeader",
+    "DicomSourceInstance",
     "Geometry",
     "LabelVolume",
     "LoadOptions",
@@ -40,11 +42,13 @@ __all__ = [
     "SeriesSummary",
     "Slice",
     "SourceInfo",
+    "dicom_source_instances",
     "image_format",
     "load",
     "load_labels",
     "patient_identifiers",
     "read_dicom_file",
+    "read_dicom_instance",
     "read_label_names",
     "read_tag",
     "why_not_analysable",

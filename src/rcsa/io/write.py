@@ -8,11 +8,13 @@ file is never opened again to learn its orientation.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from rcsa.errors import OutputWriteError
 from rcsa.io.volume import Geometry, LabelVolume
 
 
@@ -33,7 +35,8 @@ def write_labels(labels: LabelVolume, path: Path | str,
     voxel for voxel in any viewer; when the re-ordered grid does not have the file's size (the
     labels are not on that file's grid) they stay in rcsa's canonical order. Without it (DICOM)
     they are written in rcsa's canonical LPS order, which is the DICOM series' own grid for
-    axial scans. Label ids must fit in uint8.
+    axial scans. Label ids must fit in uint8. A refused write (permission denied, disk full)
+    is an :class:`~rcsa.errors.OutputWriteError` naming ``path``.
     """
     path = Path(path)
     img = sitk.GetImageFromArray(np.ascontiguousarray(labels.voxels, dtype=np.uint8))
@@ -45,6 +48,17 @@ def write_labels(labels: LabelVolume, path: Path | str,
         reoriented = sitk.DICOMOrient(img, _orientation_code(file_geometry))
         if tuple(reoriented.GetSize()) == tuple(file_geometry.size_voxels):
             img = reoriented
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(img, str(path), useCompression=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise OutputWriteError(f"cannot write the output ({why})", path.parent) from exc
+    try:
+        sitk.WriteImage(img, str(path), useCompression=True)
+    except RuntimeError as exc:  # ITK reports a refused or failed write so (disk full, ...)
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        why = re.sub(r"^(ITK ERROR: \w+\(0x[0-9a-fA-F]+\):\s*)?(ERROR:\s*)?", "",
+                     lines[-1] if lines else "")
+        raise OutputWriteError(f"cannot write the NIfTI file ({why or 'ITK write failed'})",
+                               path) from exc
     return path

@@ -97,8 +97,9 @@ def register(app: typer.Typer, fail: Fail) -> None:
                 typer.echo(text, nl=False)
                 return
             if json_out is not None:
-                json_out.parent.mkdir(parents=True, exist_ok=True)
-                json_out.write_text(text, encoding="utf-8")
+                from rcsa.outputs import atomic_write_text
+
+                atomic_write_text(json_out, text, overwrite=True, create_parent=True)
         except Exception as exc:
             raise fail(exc) from None
         out.print(_query_table(records))

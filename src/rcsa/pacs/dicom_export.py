@@ -12,8 +12,10 @@ segmentation slice and is refused with :class:`rcsa.errors.DicomExportError`.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,22 +23,24 @@ from typing import Any
 import highdicom as hd
 import numpy as np
 import numpy.typing as npt
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 from rcsa import __version__
 from rcsa.anatomy import RCSA_CLASSES
 from rcsa.errors import DicomExportError, EmptySegmentationError, InputError
+from rcsa.io import DicomSourceInstance as SourceInstance
+from rcsa.io import dicom_source_instances, read_dicom_instance
 from rcsa.levels.types import LevelMap
+from rcsa.outputs import atomic_write
 from rcsa.pacs import codes as rc
 from rcsa.runfolder import RunFolder, open_run_folder
 from rcsa.runfolder import names as N
 
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SEG_SERIES_NUMBER = 9901
 SR_SERIES_NUMBER = 9902
 _TOL_VOXEL = 0.05  # how far from a voxel centre a source pixel may lie (in voxels)
+
+log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------------
@@ -90,67 +94,30 @@ def _read_run(folder: Path) -> _Run:
 # ------------------------------------------------------------------------------------------
 # the source series
 # ------------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class _Instance:
-    path: Path
-    header: Dataset
-    position: npt.NDArray[np.float64]
-    row_dir: npt.NDArray[np.float64]  # direction of increasing column index
-    col_dir: npt.NDArray[np.float64]  # direction of increasing row index
-    spacing_rc: tuple[float, float]  # (between rows, between columns)
-    rows: int
-    cols: int
-
-    @property
-    def sop_uid(self) -> str:
-        return str(self.header.SOPInstanceUID)
-
-
-def _source_files(source: Path) -> list[Path]:
-    if source.is_file():
-        return [source]
-    if not source.is_dir():
-        raise DicomExportError("source DICOM folder not found", source)
-    return sorted(p for p in source.rglob("*") if p.is_file())
-
-
-def _read_source(source: Path) -> dict[str, list[_Instance]]:
-    """CT image instances with geometry, by SeriesInstanceUID."""
-    by_series: dict[str, list[_Instance]] = defaultdict(list)
+def _read_source(source: Path, series_uid: str | None,
+                 warnings: list[str]) -> dict[str, list[SourceInstance]]:
+    """CT image instances with geometry, by SeriesInstanceUID, read by :mod:`rcsa.io` (its
+    typed errors for missing, unreadable or damaged files pass through: they name the file).
+    Every instance must carry its study, series and instance UIDs: a SEG / SR references
+    them."""
+    by_key = dicom_source_instances(source, series_uid=series_uid, warnings=warnings)
+    by_series: dict[str, list[SourceInstance]] = {}
     missing_uids = 0
-    for path in _source_files(Path(source)):
-        try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except (InvalidDicomError, OSError, ValueError, EOFError):
-            continue
-        meta = getattr(ds, "file_meta", None)
-        sop_class = str(ds.get("SOPClassUID", "") or "") or str(
-            meta.get("MediaStorageSOPClassUID", "") if meta is not None else "")
-        if sop_class != CT_IMAGE_STORAGE:
-            continue
-        if "LOCALIZER" in [str(v).upper() for v in (ds.get("ImageType") or [])]:
-            continue
-        if not all(str(ds.get(k, "") or "") for k in
-                   ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")):
-            missing_uids += 1
-            continue
-        try:
-            iop = np.asarray([float(v) for v in ds.ImageOrientationPatient], np.float64)
-            ipp = np.asarray([float(v) for v in ds.ImagePositionPatient], np.float64)
-            ps = [float(v) for v in ds.PixelSpacing]
-            rows, cols = int(ds.Rows), int(ds.Columns)
-        except (AttributeError, TypeError, ValueError):
-            continue
-        ds.SOPClassUID = sop_class
-        by_series[str(ds.SeriesInstanceUID)].append(
-            _Instance(path, ds, ipp, iop[:3], iop[3:], (ps[0], ps[1]), rows, cols)
-        )
+    for instances in by_key.values():
+        for inst in instances:
+            if not (inst.study_uid and inst.series_uid and inst.sop_uid):
+                missing_uids += 1
+                continue
+            by_series.setdefault(inst.series_uid, []).append(inst)
     if not by_series:
+        if series_uid is not None and not missing_uids:
+            raise DicomExportError(f"series {series_uid} is not among the CT series in the "
+                                   "source folder", source)
         why = (f"{missing_uids} CT image(s) lack StudyInstanceUID / SeriesInstanceUID / "
                "SOPInstanceUID (anonymised?): a SEG / SR must reference them"
                if missing_uids else "no CT image instances with geometry")
         raise DicomExportError(why, source)
-    return dict(by_series)
+    return by_series
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,7 +125,7 @@ class _SliceMap:
     """Seg slice ``k`` <-> one source instance, with the pixel index arrays."""
 
     k: int
-    instance: _Instance
+    instance: SourceInstance
     jj: npt.NDArray[np.intp]  # [rows, cols] -> j of the segmentation
     ii: npt.NDArray[np.intp]
 
@@ -167,16 +134,16 @@ def _is_int(v: npt.NDArray[np.float64]) -> bool:
     return bool(np.all(np.abs(v - np.round(v)) < _TOL_VOXEL))
 
 
-def _map_instance(run: _Run, inst: _Instance) -> _SliceMap | None:
+def _map_instance(run: _Run, inst: SourceInstance) -> _SliceMap | None:
     nk, nj, ni = run.labels.shape
-    idx0 = run.index_of(inst.position)
+    idx0 = run.index_of(inst.position_mm)
     if not _is_int(idx0):
         return None
     k = round(float(idx0[2]))
     if not 0 <= k < nk:
         return None
-    dcol = run.step_index(inst.row_dir * inst.spacing_rc[1])
-    drow = run.step_index(inst.col_dir * inst.spacing_rc[0])
+    dcol = run.step_index(inst.row_dir * inst.pixel_spacing_mm[1])
+    drow = run.step_index(inst.col_dir * inst.pixel_spacing_mm[0])
     if not (_is_int(dcol) and _is_int(drow)):
         return None
     dcol_i, drow_i = np.round(dcol).astype(int), np.round(drow).astype(int)
@@ -199,14 +166,12 @@ def _labelled_slices(run: _Run) -> list[int]:
 
 def _match_series(
     run: _Run, source: Path, series_uid: str | None
-) -> tuple[str, dict[int, _SliceMap], list[_Instance]]:
+) -> tuple[str, dict[int, _SliceMap], list[SourceInstance]]:
     """The source series whose instances carry every labelled slice, and that mapping."""
-    by_series = _read_source(source)
-    if series_uid is not None:
-        if series_uid not in by_series:
-            raise DicomExportError(f"series {series_uid} is not among the CT series in the "
-                                   "source folder", source)
-        by_series = {series_uid: by_series[series_uid]}
+    warnings: list[str] = []
+    by_series = _read_source(source, series_uid, warnings)
+    for w in warnings:
+        log.warning("%s", w)
     wanted = _labelled_slices(run)
     matches: list[tuple[str, dict[int, _SliceMap]]] = []
     best = (0, "")
@@ -296,11 +261,8 @@ def _algorithm(run: _Run) -> tuple[str, hd.AlgorithmIdentificationSequence | Non
         name=name, family=rc.fresh(rc.ALGORITHM_FAMILY), version=version)
 
 
-def _read_full(inst: _Instance) -> Dataset:
-    ds = pydicom.dcmread(inst.path)
-    if not str(ds.get("SOPClassUID", "") or ""):  # some anonymisers keep it in file meta only
-        ds.SOPClassUID = CT_IMAGE_STORAGE
-    return ds
+def _read_full(inst: SourceInstance) -> Dataset:
+    return read_dicom_instance(inst.path)
 
 
 def build_seg(
@@ -438,7 +400,7 @@ def build_sr(
 
     frames = seg_frame_index(seg) if seg is not None else {}
     seg_numbers = _segment_numbers(seg) if seg is not None else {}
-    evidence_uids: dict[str, _Instance] = {}
+    evidence_uids: dict[str, SourceInstance] = {}
     imaging: list[Any] = []
     for (level, structure, side), measurements in sorted(groups.items()):
         inst = level_inst[level].instance
@@ -459,7 +421,7 @@ def build_sr(
                 frame_number=frame,
                 segment_number=seg_no,
                 source_image=hd.sr.SourceImageForSegmentation(
-                    str(inst.header.SOPClassUID), inst.sop_uid),
+                    inst.sop_class, inst.sop_uid),
             )
             _frame_reference_only(ref)
             imaging.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
@@ -473,7 +435,7 @@ def build_sr(
                 finding_sites=[site], measurements=measurements,
                 qualitative_evaluations=[level_eval],
                 source_images=[hd.sr.SourceImageForMeasurementGroup(
-                    str(inst.header.SOPClassUID), inst.sop_uid)],
+                    inst.sop_class, inst.sop_uid)],
             ))
     observer = hd.sr.ObserverContext(
         observer_type=rc.fresh(rc.DEVICE_OBSERVER),
@@ -510,7 +472,9 @@ def export_dicom(
     case_out_dir: str | Path, source_dir: str | Path, out_dir: str | Path,
     *, series_uid: str | None = None, overwrite: bool = False,
 ) -> dict[str, Path]:
-    """Write ``seg.dcm`` and ``sr.dcm`` for a run into ``out_dir`` (no server involved)."""
+    """Write ``seg.dcm`` and ``sr.dcm`` for a run into ``out_dir`` (no server involved), each
+    atomically (:func:`rcsa.outputs.atomic_write`: a refused write is an
+    :class:`~rcsa.errors.OutputWriteError`)."""
     from rcsa.errors import OutputExistsError
 
     out = Path(out_dir)
@@ -520,9 +484,11 @@ def export_dicom(
         raise OutputExistsError("exists; pass --overwrite to replace it", existing[0])
     seg = build_seg(case_out_dir, source_dir, series_uid=series_uid)
     sr = build_sr(case_out_dir, source_dir, seg, series_uid=series_uid)
-    out.mkdir(parents=True, exist_ok=True)
-    for key, ds in (("seg", seg), ("sr", sr)):
-        tmp = targets[key].with_suffix(".dcm.partial")
-        ds.save_as(tmp, enforce_file_format=True)
-        tmp.replace(targets[key])
+    def saver(ds: Dataset) -> Callable[[Path], None]:
+        def save(tmp: Path) -> None:
+            ds.save_as(tmp, enforce_file_format=True)
+        return save
+
+    atomic_write(targets["seg"], saver(seg), overwrite=True, create_parent=True)
+    atomic_write(targets["sr"], saver(sr), overwrite=True, create_parent=True)
     return targets

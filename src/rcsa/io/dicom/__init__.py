@@ -53,6 +53,7 @@ from rcsa.io.dicom.header import (
     _truncation,
     read_file,
 )
+from rcsa.io.dicom.instances import SourceInstance, dicom_source_instances, read_dicom_instance
 from rcsa.io.dicom.select import _normal, choose_series, why_not_analysable
 from rcsa.io.dicom.stack import (
     _check_spacing,
@@ -79,6 +80,7 @@ __all__ = [
     "SPACING_REL_TOL",
     "TILT_TOL_DEG",
     "Damaged",
+    "SourceInstance",
     "_Header",
     "_Prefetch",
     "_check_spacing",
@@ -94,7 +96,9 @@ __all__ = [
     "_truncation",
     "_validate_series",
     "choose_series",
+    "dicom_source_instances",
     "load_dicom",
+    "read_dicom_instance",
     "read_file",
     "read_headers",
     "resolve_damaged",
