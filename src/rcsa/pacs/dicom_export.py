@@ -94,13 +94,14 @@ def _read_run(folder: Path) -> _Run:
 # ------------------------------------------------------------------------------------------
 # the source series
 # ------------------------------------------------------------------------------------------
-def _read_source(source: Path, series_uid: str | None,
-                 warnings: list[str]) -> dict[str, list[SourceInstance]]:
+def _read_source(source: Path, series_uid: str | None, warnings: list[str],
+                 damaged_raise: bool = True) -> dict[str, list[SourceInstance]]:
     """CT image instances with geometry, by SeriesInstanceUID, read by :mod:`rcsa.io` (its
     typed errors for missing, unreadable or damaged files pass through: they name the file).
     Every instance must carry its study, series and instance UIDs: a SEG / SR references
     them."""
-    by_key = dicom_source_instances(source, series_uid=series_uid, warnings=warnings)
+    by_key = dicom_source_instances(source, series_uid=series_uid, warnings=warnings,
+                                    damaged_raise=damaged_raise)
     by_series: dict[str, list[SourceInstance]] = {}
     missing_uids = 0
     for instances in by_key.values():
@@ -167,11 +168,31 @@ def _labelled_slices(run: _Run) -> list[int]:
 def _match_series(
     run: _Run, source: Path, series_uid: str | None
 ) -> tuple[str, dict[int, _SliceMap], list[SourceInstance]]:
-    """The source series whose instances carry every labelled slice, and that mapping."""
+    """The source series whose instances carry every labelled slice, and that mapping.
+
+    Without ``series_uid`` the series is first found among all CT series of the folder with
+    damaged files set aside, then read again alone, so that a damaged file of an unrelated
+    series is a warning (as when loading) and one that may belong to this series still refuses
+    the export; when no series matches, the folder is read again with the damaged-file rules
+    for every series, so a damaged instance that may be the missing one is named."""
+    if series_uid is None:
+        try:
+            uid, _, _ = _match_in(run, source, _read_source(source, None, [],
+                                                            damaged_raise=False))
+        except DicomExportError:
+            _read_source(source, None, [])  # a damaged file that may be the missing instance
+            raise
+        series_uid = uid
     warnings: list[str] = []
     by_series = _read_source(source, series_uid, warnings)
     for w in warnings:
         log.warning("%s", w)
+    return _match_in(run, source, by_series)
+
+
+def _match_in(
+    run: _Run, source: Path, by_series: dict[str, list[SourceInstance]]
+) -> tuple[str, dict[int, _SliceMap], list[SourceInstance]]:
     wanted = _labelled_slices(run)
     matches: list[tuple[str, dict[int, _SliceMap]]] = []
     best = (0, "")

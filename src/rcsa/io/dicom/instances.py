@@ -87,6 +87,7 @@ def dicom_source_instances(
     sop_class: str = CT_IMAGE_STORAGE,
     series_uid: str | None = None,
     warnings: list[str] | None = None,
+    damaged_raise: bool = True,
 ) -> dict[str, list[SourceInstance]]:
     """The image instances under ``source`` (a folder tree, a file, or a list of them) of SOP
     class ``sop_class`` (CT Image Storage), localizers left out, by series key
@@ -102,6 +103,8 @@ def dicom_source_instances(
     gives no plane (orientation, position, pixel spacing) are left out. Raises the loader's
     :class:`InputNotFoundError`, :class:`EmptyInputError`, :class:`InputNotReadableError` and
     :class:`NoDicomFoundError` for the files themselves. Warnings are appended to ``warnings``.
+    With ``damaged_raise=False`` no damaged file raises (a caller that first looks for its
+    series among several, then reads that series again with the rules above).
     """
     inputs = [Path(source)] if isinstance(source, (str, Path)) else [Path(p) for p in source]
     notes: list[str] = [] if warnings is None else warnings
@@ -109,7 +112,8 @@ def dicom_source_instances(
     headers, _ = read_headers(inputs, damaged=damaged)
     images = [h for h in headers if h.sop_class == sop_class and "LOCALIZER" not in h.image_type
               and (series_uid is None or h.series_uid == series_uid)]
-    resolve_damaged(damaged, headers, images, notes)
+    if damaged_raise:
+        resolve_damaged(damaged, headers, images, notes)
     by_series: dict[str, list[SourceInstance]] = {}
     for h in _resolve_duplicate_instances(images, notes):
         inst = _instance(h)
