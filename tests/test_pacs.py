@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from _pacs_series import (
     ABDOMEN_BODY_PART,
     ABDOMEN_PATIENT_ID,
+    cement_spine,
     write_abdomen_series,
     write_thoracolumbar_with_uids,
 )
@@ -532,26 +533,6 @@ def test_sr_without_spine_json_exports_as_before(abd_run: Path, abd_series: Path
     assert len(_all_groups(with_spine)) == len(_all_groups(parsed)) + 6  # L1-L5 + the scan
 
 
-def cement_spine(abd_run: Path) -> dict[str, Any]:
-    """The sample's spine.json with L2 made not measurable (cement), L3 measured but not
-    graded, no vertebra fractured and a warning: the cases the sample lacks."""
-    doc = json.loads((abd_run / "spine.json").read_text())
-    l2 = doc["vertebrae"]["L2"]
-    reason = "cement (previous augmentation) or metal: 850 mm^3 > 1500 HU (max 3020 HU)"
-    for k in list(l2):
-        if k not in ("status", "reason", "mid_slice", "dense_material_mm3"):
-            l2[k] = None
-    l2.update(status="not_measurable", reason=reason, grade_reason=f"not graded: {reason}",
-              dense_material_mm3=850.0)
-    l3 = doc["vertebrae"]["L3"]
-    l3.update(genant_grade=None, morphology=None, grade_reason="not graded: no neighbour")
-    l1 = doc["vertebrae"]["L1"]
-    l1.update(genant_grade=0, morphology="normal")
-    doc.update(fractured_vertebrae_n=0, fractured_vertebrae=[],
-               not_graded=["T12", "L2", "L3"], warnings=["L2: " + reason])
-    return doc
-
-
 def test_sr_not_measurable_vertebra_is_text_never_numbers(abd_run: Path, abd_series: Path,
                                                           tmp_path: Path) -> None:
     run = _with_spine(abd_run, tmp_path, cement_spine(abd_run))
@@ -581,10 +562,10 @@ def test_sr_refuses_a_damaged_spine_json(abd_run: Path, abd_series: Path, tmp_pa
     doc = json.loads((abd_run / "spine.json").read_text())
     doc.update(change)
     run = _with_spine(abd_run, tmp_path, doc)
-    with pytest.raises(DicomExportError, match="spine.json"):
+    with pytest.raises(DicomExportError, match=r"spine\.json"):
         build_sr(run, abd_series)
     (run / "spine.json").write_text("[1, 2")
-    with pytest.raises(DicomExportError, match="spine.json"):
+    with pytest.raises(DicomExportError, match=r"spine\.json"):
         build_sr(run, abd_series)
 
 
