@@ -573,12 +573,14 @@ def _spine_scan_group(run: _Run, doc: dict[str, Any]
 
 
 def _spine_groups(run: _Run, maps: dict[int, _SliceMap], evidence_uids: dict[str, _Instance]
-                  ) -> list[hd.sr.MeasurementsAndQualitativeEvaluations]:
+                  ) -> tuple[list[_Group], bool]:
     """The spine groups of the SR: one per vertebra written, then the scan group; none for a
-    run folder without spine.json."""
+    run folder without spine.json, and none when no vertebra is measured or not measurable
+    (the scan group would only say that nothing was graded). And whether a vertebra was
+    measured."""
     doc = _spine_document(run)
     if doc is None:
-        return []
+        return [], False
     out: list[hd.sr.MeasurementsAndQualitativeEvaluations] = []
     for name, v in doc["vertebrae"].items():
         if not isinstance(v, dict):
@@ -586,8 +588,11 @@ def _spine_groups(run: _Run, maps: dict[int, _SliceMap], evidence_uids: dict[str
         group = _vertebra_group(run, str(name), v, maps, evidence_uids)
         if group is not None:
             out.append(group)
-    out.append(_spine_scan_group(run, doc))
-    return out
+    if out:
+        out.append(_spine_scan_group(run, doc))
+    measured = any(isinstance(v, dict) and v.get("status") == "measured"
+                   for v in doc["vertebrae"].values())
+    return out, measured
 
 
 def build_sr(
@@ -624,10 +629,12 @@ def build_sr(
                 derivation=rc.fresh(derivation) if derivation is not None else None)
         )
     evidence_uids: dict[str, _Instance] = {}
-    spine = _spine_groups(run, maps, evidence_uids)
-    if not groups and not spine:
-        raise DicomExportError(f"{N.FEATURES_LONG_CSV} holds no measured value on a found "
-                               "level: no SR to write", run.folder.path)
+    spine, spine_measured = _spine_groups(run, maps, evidence_uids)
+    if not groups and not spine_measured:  # a not-measurable vertebra alone makes no SR
+        raise DicomExportError(
+            f"{N.FEATURES_LONG_CSV} holds no measured value on a found level"
+            + (f" and {N.SPINE_JSON} no measured vertebra" if spine else "")
+            + ": no SR to write", run.folder.path)
 
     frames = seg_frame_index(seg) if seg is not None else {}
     seg_numbers = _segment_numbers(seg) if seg is not None else {}
