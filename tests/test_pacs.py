@@ -554,6 +554,28 @@ def test_sr_not_measurable_vertebra_is_text_never_numbers(abd_run: Path, abd_ser
     assert "cement" in _texts(scan)[rc.SPINE_WARNING.value][0]
 
 
+def test_sr_needs_a_measured_value_a_muscle_s_or_a_vertebra_s(abd_run: Path, abd_series: Path,
+                                                               tmp_path: Path) -> None:
+    import pandas as pd
+
+    run = _with_spine(abd_run, tmp_path, None)
+    shutil.copy(abd_run / "spine.json", run / "spine.json")
+    long = pd.read_csv(run / "features_long.csv")
+    long["value"] = np.nan  # no muscle value at all
+    long.to_csv(run / "features_long.csv", index=False)
+    sr = hd.sr.srread(io.BytesIO(_bytes(build_sr(run, abd_series))))  # the spine alone
+    idents = {str(g.tracking_identifier) for g in _all_groups(sr)}
+    assert idents and all(i.startswith("spine ") for i in idents)
+    check_sr_spine_against_run(sr, run)
+    doc = json.loads((run / "spine.json").read_text())
+    for v in doc["vertebrae"].values():
+        if v["status"] == "measured":
+            v.update(status="not_measurable", reason="edges not trusted")
+    (run / "spine.json").write_text(json.dumps(doc))
+    with pytest.raises(DicomExportError, match="no measured vertebra: no SR"):
+        build_sr(run, abd_series)
+
+
 @pytest.mark.parametrize("change", [
     {"vertebrae": []},
     {"vertebrae": {"L1": {"status": "broken"}}},
