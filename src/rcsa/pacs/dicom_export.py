@@ -421,7 +421,7 @@ def _spine_num(v: Any) -> float | None:
 def _text_item(name: hd.sr.CodedConcept, value: str) -> hd.sr.TextContentItem:
     """A TEXT qualitative evaluation of a TID 1501 group (row 12 of TID 1501 as DCMTK's
     dcmsr/libcmr implements it; highdicom writes only the CODE form)."""
-    return hd.sr.TextContentItem(name=rc.fresh(name), value=value[:1024] or "-",
+    return hd.sr.TextContentItem(name=rc.fresh(name), value=value or "-",
                                  relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
 
 
