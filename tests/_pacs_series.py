@@ -5,14 +5,18 @@
   ``rcsa run`` finds real lumbar and pelvic levels and the SEG has real masks. With
   ``flip_columns`` the same anatomy is stored with the column axis reversed (row direction
   -x), which rcsa's loader undoes; a SEG must then store its frames flipped back.
+* :func:`cement_spine`: a run folder's ``spine.json`` with the cases the sample lacks (a
+  vertebra not measurable for cement, one measured but not graded, a warning).
 * :func:`write_thoracolumbar_with_uids`: the real thoracolumbar series (JPEG 2000, anonymised
   without UIDs) with Study / Series / SOP Instance UIDs filled in, as a PACS would hold it.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -107,3 +111,23 @@ def write_thoracolumbar_with_uids(folder: Path) -> list[Path]:
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+def cement_spine(run: Path) -> dict[str, Any]:
+    """The sample's spine.json with L2 made not measurable (cement), L3 measured but not
+    graded, no vertebra fractured and a warning: the cases the sample lacks."""
+    doc = json.loads((run / "spine.json").read_text())
+    l2 = doc["vertebrae"]["L2"]
+    reason = "cement (previous augmentation) or metal: 850 mm^3 > 1500 HU (max 3020 HU)"
+    for k in list(l2):
+        if k not in ("status", "reason", "mid_slice", "dense_material_mm3"):
+            l2[k] = None
+    l2.update(status="not_measurable", reason=reason, grade_reason=f"not graded: {reason}",
+              dense_material_mm3=850.0)
+    l3 = doc["vertebrae"]["L3"]
+    l3.update(genant_grade=None, morphology=None, grade_reason="not graded: no neighbour")
+    l1 = doc["vertebrae"]["L1"]
+    l1.update(genant_grade=0, morphology="normal")
+    doc.update(fractured_vertebrae_n=0, fractured_vertebrae=[],
+               not_graded=["T12", "L2", "L3"], warnings=["L2: " + reason])
+    return doc

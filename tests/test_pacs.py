@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from _pacs_series import (
     ABDOMEN_BODY_PART,
     ABDOMEN_PATIENT_ID,
+    cement_spine,
     write_abdomen_series,
     write_thoracolumbar_with_uids,
 )
@@ -351,6 +352,8 @@ def check_sr_against_run(sr: pydicom.Dataset, run_dir: Path, seg: pydicom.Datase
         found[str(g.tracking_identifier)] = [
             (m.name.value, float(m.value), m.unit.value) for m in g.get_measurements()]
     for g in _all_groups(parsed):
+        if str(g.tracking_identifier).startswith("spine "):
+            continue  # check_sr_spine_against_run
         found[str(g.tracking_identifier)] = [
             (m.name.value, float(m.value), m.unit.value) for m in g.get_measurements()]
     assert set(found) == set(expected)
@@ -359,6 +362,107 @@ def check_sr_against_run(sr: pydicom.Dataset, run_dir: Path, seg: pydicom.Datase
         assert [(n, u) for n, _, u in got] == [(n, u) for n, _, u in want], ident
         assert [v for _, v, _ in got] == pytest.approx([v for _, v, _ in want], rel=1e-9), ident
     assert all(not i.endswith("both") for i in (str(g.tracking_identifier) for g in planar))
+    check_sr_spine_against_run(parsed, run_dir)
+
+
+def _texts(group: Any) -> dict[str, list[str]]:
+    """The TEXT items of a measurement group: concept code value -> texts."""
+    out: dict[str, list[str]] = {}
+    for item in group[0].ContentSequence:
+        if item.ValueType == "TEXT" and item.RelationshipType == "CONTAINS":
+            out.setdefault(item.name.value, []).append(str(item.TextValue))
+    return out
+
+
+def _codes(group: Any) -> dict[str, str]:
+    """The qualitative evaluations (CODE) of a group: concept code value -> value code."""
+    return {e.name.value: e.value.value for e in group.get_qualitative_evaluations()}
+
+
+def check_sr_spine_against_run(parsed: Any, run_dir: Path) -> None:
+    """The spine groups hold spine.json: one group per vertebra measured / not measurable
+    (heights by topographical modifier, trabecular mean and SD, Genant grade, morphology,
+    status, reasons and bands as text), none for an ambiguous or missing one, and the scan
+    group (fracture burden, bone attenuation with its vertebra and band)."""
+    groups = {str(g.tracking_identifier): g for g in _all_groups(parsed)
+              if str(g.tracking_identifier).startswith("spine ")}
+    spine_json = run_dir / "spine.json"
+    if not spine_json.is_file():
+        assert groups == {}
+        return
+    doc = json.loads(spine_json.read_text())
+    written = {n: v for n, v in doc["vertebrae"].items()
+               if v["status"] in ("measured", "not_measurable")}
+    if not written:  # nothing to say but "not graded": no spine group
+        assert groups == {}
+        return
+    assert set(groups) == {f"spine {n}" for n in written} | {"spine T11-L5"}
+    for name, v in written.items():
+        g = groups[f"spine {name}"]
+        assert g.finding_type.value == rc.VERTEBRAL_BODY.value
+        [site] = g.finding_sites
+        assert site.value.value == rc.VERTEBRAE[name].value
+        codes_ = _codes(g)
+        texts = _texts(g)
+        assert codes_[rc.SPINE_STATUS.value] == f"status-{v['status']}"
+        heights: dict[str, float] = {}
+        hu: dict[str, float] = {}
+        other: dict[str, float] = {}
+        for m in g.get_measurements():
+            if m.name.value == rc.HEIGHT.value:
+                assert m.unit.value == "mm"
+                [msite] = m.finding_sites
+                heights[msite.topographical_modifier.value] = float(m.value)
+            elif m.name.value == rc.ATTENUATION.value:
+                assert m.unit.value == "[hnsf'U]" and m.method.value == "trabecular_roi"
+                hu[m.derivation.value] = float(m.value)
+            else:
+                other[m.name.value] = float(m.value)
+        if v["status"] == "not_measurable":
+            assert heights == hu == other == {}  # never a number for a vertebra not measured
+            assert texts[rc.SPINE_REASON.value] == [v["reason"]]
+            assert rc.GENANT_GRADE.value not in codes_
+            continue
+        want = {rc.HEIGHT_SITES[w].value: v[f"height_{w}_mm"]
+                for w in ("anterior", "middle", "posterior") if v[f"height_{w}_mm"] is not None}
+        assert heights == pytest.approx(want, rel=1e-9) and len(heights) == 3
+        want_hu = {k: v[key] for k, key in ((rc.MEAN.value, "trabecular_hu"),
+                                            (rc.SD.value, "trabecular_hu_sd"))
+                   if v[key] is not None}
+        assert hu == pytest.approx(want_hu, rel=1e-9)
+        assert other == pytest.approx({"height_reduction_pct": v["height_reduction_pct"]})
+        if v["genant_grade"] is None:
+            assert rc.GENANT_GRADE.value not in codes_
+            assert texts[rc.SPINE_REASON.value] == [v["grade_reason"]]
+        else:
+            assert codes_[rc.GENANT_GRADE.value] == f"genant-{v['genant_grade']}"
+            assert codes_[rc.GENANT_MORPHOLOGY.value] == f"morphology-{v['morphology']}"
+            assert texts.get(rc.GRADING_NOTE.value, []) == (
+                [v["grade_reason"]] if v["grade_reason"] else [])
+        assert texts.get(rc.ATTENUATION_BAND.value, []) == (
+            [v["attenuation_band"]] if v["attenuation_band"] else [])
+        if v["mid_slice"] is not None:  # the CT image of the body's middle slice
+            [src] = g.source_images
+            assert src.referenced_sop_class_uid == "1.2.840.10008.5.1.4.1.1.2"
+    scan = groups["spine T11-L5"]
+    assert scan.finding_type.value == rc.THORACOLUMBAR_SPINE.value
+    texts = _texts(scan)
+    nums = {(m.name.value, m.unit.value): m for m in scan.get_measurements()}
+    if doc["fractured_vertebrae_n"] is None:
+        assert (rc.FRACTURED_N.value, "{vertebrae}") not in nums
+    else:
+        assert float(nums[(rc.FRACTURED_N.value, "{vertebrae}")].value) == \
+            doc["fractured_vertebrae_n"]
+        assert texts[rc.FRACTURED_LIST.value] == [", ".join(doc["fractured_vertebrae"]) or "none"]
+    if doc["bone_attenuation_hu"] is not None:
+        m = nums[(rc.ATTENUATION.value, "[hnsf'U]")]
+        assert float(m.value) == pytest.approx(doc["bone_attenuation_hu"], rel=1e-9)
+        [msite] = m.finding_sites
+        assert msite.value.value == rc.VERTEBRAE[doc["bone_attenuation_vertebra"]].value
+        assert texts[rc.ATTENUATION_BAND.value] == [doc["bone_attenuation_band"]]
+    not_graded = texts.get(rc.NOT_GRADED.value, [""])[0]
+    assert all(n in not_graded for n in doc["not_graded"])
+    assert texts.get(rc.SPINE_WARNING.value, []) == doc["warnings"]
 
 
 def test_build_seg_matches_the_run(abd_run: Path, abd_series: Path) -> None:
@@ -455,6 +559,104 @@ def test_series_uid_chooses_the_source_series_and_limits_what_is_judged(
     assert seg_frame_index(seg) == alone
     with pytest.raises(DicomExportError, match="not among the CT series"):
         build_seg(abd_run, src, series_uid="1.2.3.4")
+
+
+def test_sr_spine_groups_of_the_sample(abd_run: Path, abd_series: Path) -> None:
+    """Subject A: L1-L5 measured (L1 grade 1, wedge), T12 ambiguous (no group, listed as not
+    graded in the scan group with its reason), T11 outside the scan."""
+    doc = json.loads((abd_run / "spine.json").read_text())
+    sr = hd.sr.srread(io.BytesIO(_bytes(build_sr(abd_run, abd_series))))
+    check_sr_spine_against_run(sr, abd_run)  # every value against spine.json
+    groups = {str(g.tracking_identifier): g for g in _all_groups(sr)}
+    measured = [n for n, v in doc["vertebrae"].items() if v["status"] == "measured"]
+    assert len(measured) >= 4 and {f"spine {n}" for n in measured} <= set(groups)
+    for n, v in doc["vertebrae"].items():
+        if v["status"] in ("ambiguous", "missing"):
+            assert f"spine {n}" not in groups  # never a coded finding site for these
+    scan_texts = _texts(groups["spine T11-L5"])
+    for n in doc["not_graded"]:
+        reason = doc["vertebrae"][n]["reason"] or doc["vertebrae"][n]["grade_reason"]
+        assert f"{n}: {reason}" in scan_texts[rc.NOT_GRADED.value][0]
+
+
+def _with_spine(abd_run: Path, tmp_path: Path, doc: dict[str, Any] | None) -> Path:
+    out = tmp_path / "run"
+    shutil.copytree(abd_run, out)
+    if doc is None:
+        (out / "spine.json").unlink()
+    else:
+        (out / "spine.json").write_text(json.dumps(doc))
+    return out
+
+
+def test_sr_without_spine_json_exports_as_before(abd_run: Path, abd_series: Path,
+                                                 tmp_path: Path) -> None:
+    old = _with_spine(abd_run, tmp_path, None)
+    seg = build_seg(old, abd_series)
+    sr = build_sr(old, abd_series, seg)
+    check_sr_against_run(sr, old, seg)  # the muscle groups as before, and no spine group
+    parsed = hd.sr.srread(io.BytesIO(_bytes(sr)))
+    assert not any(str(g.tracking_identifier).startswith("spine") for g in _all_groups(parsed))
+    with_spine = hd.sr.srread(io.BytesIO(_bytes(build_sr(abd_run, abd_series, seg))))
+    assert len(_all_groups(with_spine)) == len(_all_groups(parsed)) + 6  # L1-L5 + the scan
+
+
+def test_sr_not_measurable_vertebra_is_text_never_numbers(abd_run: Path, abd_series: Path,
+                                                          tmp_path: Path) -> None:
+    run = _with_spine(abd_run, tmp_path, cement_spine(abd_run))
+    sr = hd.sr.srread(io.BytesIO(_bytes(build_sr(run, abd_series))))
+    check_sr_spine_against_run(sr, run)
+    groups = {str(g.tracking_identifier): g for g in _all_groups(sr)}
+    l2 = groups["spine L2"]
+    assert l2.get_measurements() == []
+    assert _codes(l2) == {rc.SPINE_STATUS.value: "status-not_measurable"}
+    assert "cement" in _texts(l2)[rc.SPINE_REASON.value][0]
+    assert rc.GENANT_GRADE.value not in _codes(groups["spine L3"])
+    scan = groups["spine T11-L5"]
+    [n] = [m for m in scan.get_measurements() if m.name.value == rc.FRACTURED_N.value]
+    assert float(n.value) == 0
+    assert _texts(scan)[rc.FRACTURED_LIST.value] == ["none"]
+    assert "cement" in _texts(scan)[rc.SPINE_WARNING.value][0]
+
+
+def test_sr_needs_a_measured_value_a_muscle_s_or_a_vertebra_s(abd_run: Path, abd_series: Path,
+                                                               tmp_path: Path) -> None:
+    import pandas as pd
+
+    run = _with_spine(abd_run, tmp_path, None)
+    shutil.copy(abd_run / "spine.json", run / "spine.json")
+    long = pd.read_csv(run / "features_long.csv")
+    long["value"] = np.nan  # no muscle value at all
+    long.to_csv(run / "features_long.csv", index=False)
+    sr = hd.sr.srread(io.BytesIO(_bytes(build_sr(run, abd_series))))  # the spine alone
+    idents = {str(g.tracking_identifier) for g in _all_groups(sr)}
+    assert idents and all(i.startswith("spine ") for i in idents)
+    check_sr_spine_against_run(sr, run)
+    doc = json.loads((run / "spine.json").read_text())
+    for v in doc["vertebrae"].values():
+        if v["status"] == "measured":
+            v.update(status="not_measurable", reason="edges not trusted")
+    (run / "spine.json").write_text(json.dumps(doc))
+    with pytest.raises(DicomExportError, match="no measured vertebra: no SR"):
+        build_sr(run, abd_series)
+
+
+@pytest.mark.parametrize("change", [
+    {"vertebrae": []},
+    {"vertebrae": {"L1": {"status": "broken"}}},
+    {"vertebrae": {"L1": {"status": "measured", "genant_grade": 4}}},
+    {"vertebrae": {"L1": {"status": "measured", "genant_grade": 1, "morphology": "round"}}},
+])
+def test_sr_refuses_a_damaged_spine_json(abd_run: Path, abd_series: Path, tmp_path: Path,
+                                         change: dict[str, Any]) -> None:
+    doc = json.loads((abd_run / "spine.json").read_text())
+    doc.update(change)
+    run = _with_spine(abd_run, tmp_path, doc)
+    with pytest.raises(DicomExportError, match=r"spine\.json"):
+        build_sr(run, abd_series)
+    (run / "spine.json").write_text("[1, 2")
+    with pytest.raises(DicomExportError, match=r"spine\.json"):
+        build_sr(run, abd_series)
 
 
 def test_empty_segmentation_is_never_exported(abd_run: Path, abd_series: Path,

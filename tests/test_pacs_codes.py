@@ -5,6 +5,7 @@ dciodvfy (dicom3tools) without an error."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr._cid_dict import cid_concepts
 from pydicom.sr._concepts_dict import concepts
 
-from _pacs_series import write_abdomen_series
+from _pacs_series import cement_spine, write_abdomen_series
 from rcsa.pacs import build_seg, build_sr
 from rcsa.pacs import codes as rc
 from rcsa.segment.classes import RCSA_CLASSES
@@ -67,6 +68,61 @@ MEASUREMENT: dict[Triple, tuple[set[Triple], Triple | None]] = {
         ({("{ratio}", "UCUM", "ratio"), ("mm2/m2", "UCUM", "square millimeter per square meter")},
          None),
 }
+# the spine groups (spine.json): "spine <vertebra>" and "spine T11-L5"
+VERTEBRA: dict[str, Triple] = {
+    "T11": ("12989004", "SCT", "T11 vertebra"),
+    **{k: LEVEL[k] for k in ("T12", "L1", "L2", "L3", "L4", "L5")},
+}
+THORACOLUMBAR: Triple = ("1217256009", "SCT", "Thoraco-lumbar spine")
+HEIGHT: Triple = ("121207", "DCM", "Height")
+HEIGHT_SITE: dict[str, Triple] = {
+    "anterior": ("255549009", "SCT", "Anterior"),
+    "middle": ("26216008", "SCT", "Central"),
+    "posterior": ("255551008", "SCT", "Posterior"),
+}
+MM: Triple = ("mm", "UCUM", "mm")
+HU: Triple = ("[hnsf'U]", "UCUM", "Hounsfield unit")
+SD: Triple = ("386136009", "SCT", "Standard Deviation")
+TRABECULAR_ROI: Triple = ("trabecular_roi", "99RCSA",
+                          "Trabecular ROI clear of cortex, endplates, basivertebral vein")
+HEIGHT_REDUCTION: Triple = ("height_reduction_pct", "99RCSA",
+                            "Vertebral body height reduction (largest of the Genant types)")
+GENANT_GRADE: Triple = ("genant_grade", "99RCSA",
+                        "Genant semi-quantitative vertebral fracture grade")
+GENANT_GRADES: dict[int, Triple] = {
+    0: ("genant-0", "99RCSA", "Genant grade 0 (normal)"),
+    1: ("genant-1", "99RCSA", "Genant grade 1 (mild)"),
+    2: ("genant-2", "99RCSA", "Genant grade 2 (moderate)"),
+    3: ("genant-3", "99RCSA", "Genant grade 3 (severe)"),
+}
+MORPHOLOGY: Triple = ("genant_morphology", "99RCSA", "Vertebral deformity type (Genant)")
+MORPHOLOGIES: dict[str, Triple] = {
+    "normal": ("morphology-normal", "99RCSA", "No deformity"),
+    "wedge": ("morphology-wedge", "99RCSA", "Wedge deformity"),
+    "biconcave": ("morphology-biconcave", "99RCSA", "Biconcave deformity"),
+    "crush": ("morphology-crush", "99RCSA", "Crush deformity"),
+}
+STATUS: Triple = ("spine_status", "99RCSA", "rcsa vertebra status")
+STATUSES: dict[str, Triple] = {
+    "measured": ("status-measured", "99RCSA", "measured"),
+    "not_measurable": ("status-not_measurable", "99RCSA", "not measurable"),
+}
+#: TEXT evaluations of the vertebra groups / the scan group
+VERTEBRA_TEXTS: set[Triple] = {
+    ("spine_reason", "99RCSA", "Reason the vertebra was not measured or not graded"),
+    ("spine_grading_note", "99RCSA", "Note on the grading"),
+    ("attenuation_band", "99RCSA", "Attenuation band (Pickhardt 2013), not a diagnosis"),
+}
+SCAN_TEXTS: set[Triple] = {
+    ("fractured_vertebrae", "99RCSA", "Fractured vertebrae"),
+    ("spine_not_graded", "99RCSA", "Vertebrae in the scan not graded, with the reason"),
+    ("attenuation_band", "99RCSA", "Attenuation band (Pickhardt 2013), not a diagnosis"),
+    ("spine_warning", "99RCSA", "rcsa spine warning"),
+}
+FRACTURED_N: Triple = ("fractured_vertebrae_n", "99RCSA",
+                       "Fractured vertebrae (Genant grade >= 1) of those graded")
+VERTEBRAE_UNIT: Triple = ("{vertebrae}", "UCUM", "vertebrae")
+
 #: what dciodvfy (dicom3tools 1.00~20220618) may still say: the private scheme is not one of
 #: PS3.16's coding schemes (docs/pacs.md, "Validation")
 ALLOWED_WARNINGS = {
@@ -87,7 +143,8 @@ def _t(code: Any) -> Triple:
 # ------------------------------------------------------------------------------------------
 def _all_codes() -> list[hd.sr.CodedConcept]:
     out = [v for v in vars(rc).values() if isinstance(v, hd.sr.CodedConcept)]
-    for table in (rc.STRUCTURES, rc.SIDES, rc.LEVELS, rc.UNITS):
+    for table in (rc.STRUCTURES, rc.SIDES, rc.LEVELS, rc.UNITS, rc.VERTEBRAE, rc.HEIGHT_SITES,
+                  rc.GENANT_GRADES, rc.MORPHOLOGIES, rc.STATUSES):
         out += list(table.values())
     for name, derivation in rc.QUANTITIES.values():
         out += [name] + ([derivation] if derivation is not None else [])
@@ -110,6 +167,26 @@ def test_tables_hold_the_expected_concepts() -> None:
         _units, want_derivation = MEASUREMENT[_t(name)]
         assert (None if derivation is None else _t(derivation)) == want_derivation
     assert {_t(u) for u in rc.UNITS.values()} == set().union(*(u for u, _ in MEASUREMENT.values()))
+    # the spine
+    assert {k: _t(v) for k, v in rc.VERTEBRAE.items()} == VERTEBRA
+    assert {k: _t(rc.vertebra_code(k)) for k in VERTEBRA} == VERTEBRA
+    assert _t(rc.VERTEBRAL_BODY) == STRUCTURE["vertebral_body"]
+    assert _t(rc.THORACOLUMBAR_SPINE) == THORACOLUMBAR
+    assert _t(rc.HEIGHT) == HEIGHT and _t(rc.MM) == MM and _t(rc.SD) == SD
+    assert {k: _t(v) for k, v in rc.HEIGHT_SITES.items()} == HEIGHT_SITE
+    assert _t(rc.TRABECULAR_ROI) == TRABECULAR_ROI
+    assert _t(rc.HEIGHT_REDUCTION) == HEIGHT_REDUCTION
+    assert _t(rc.GENANT_GRADE) == GENANT_GRADE and _t(rc.GENANT_MORPHOLOGY) == MORPHOLOGY
+    assert {k: _t(v) for k, v in rc.GENANT_GRADES.items()} == GENANT_GRADES
+    assert {k: _t(v) for k, v in rc.MORPHOLOGIES.items()} == MORPHOLOGIES
+    assert _t(rc.SPINE_STATUS) == STATUS
+    assert {k: _t(v) for k, v in rc.STATUSES.items()} == STATUSES
+    assert {_t(c) for c in (rc.SPINE_REASON, rc.GRADING_NOTE, rc.ATTENUATION_BAND)} == \
+        VERTEBRA_TEXTS
+    assert {_t(c) for c in (rc.FRACTURED_LIST, rc.NOT_GRADED, rc.ATTENUATION_BAND,
+                            rc.SPINE_WARNING)} == SCAN_TEXTS
+    assert _t(rc.FRACTURED_N) == FRACTURED_N and _t(rc.VERTEBRAE_UNIT) == VERTEBRAE_UNIT
+    assert _t(rc.vertebra_code("T10")) == ("vertebra-T10", "99RCSA", "rcsa vertebra T10")
     # names nobody coded: private, never a borrowed standard code
     assert _t(rc.structure_code("tag_7")) == ("structure-tag_7", "99RCSA", "rcsa structure tag_7")
     assert _t(rc.level_code("C7")) == ("level-C7", "99RCSA", "rcsa level C7")
@@ -135,7 +212,7 @@ def test_ps316_codes_are_in_the_context_groups_named() -> None:
             in_cid = set(cid_concepts[cid].get(scheme, []))
             assert in_cid & set(keywords), f"{scheme} {value} is not in CID {cid}"
             checked += 1
-    assert checked >= 25
+    assert checked >= 35
 
 
 def test_rejected_codes_mean_something_else_in_ps316() -> None:
@@ -248,7 +325,11 @@ def test_sr_groups_carry_the_exact_concepts(exported: dict[str, Path]) -> None:
     groups = (list(sr.content.get_planar_roi_measurement_groups())
               + list(sr.content.get_image_measurement_groups()))
     seen: set[tuple[str, str, str]] = set()
+    spine = [g for g in groups if str(g.tracking_identifier).startswith("spine ")]
+    check_spine_groups_carry_the_exact_concepts(spine)
     for g in groups:
+        if g in spine:
+            continue
         level, structure, *rest = str(g.tracking_identifier).split()
         side = rest[0] if rest else ""
         seen.add((level, structure, side))
@@ -274,6 +355,68 @@ def test_sr_groups_carry_the_exact_concepts(exported: dict[str, Path]) -> None:
     assert {lv for lv, _, _ in seen} == {"L3", "L4", "L5", "sij_lower", "femoral_head_top"}
 
 
+def _group_texts(g: Any) -> list[Triple]:
+    return [_t(item.name) for item in g[0].ContentSequence
+            if item.ValueType == "TEXT" and item.RelationshipType == "CONTAINS"]
+
+
+def check_spine_groups_carry_the_exact_concepts(groups: list[Any]) -> None:
+    """Every item of the spine groups: finding type and site, the measurements' names, units,
+    derivations, methods and sites, the coded evaluations' names and values, the TEXT names."""
+    assert groups, "no spine group: the test would prove nothing"
+    vertebrae = set()
+    for g in groups:
+        _, what = str(g.tracking_identifier).split()
+        [site] = g.finding_sites
+        texts = _group_texts(g)
+        if what == "T11-L5":
+            assert _t(g.finding_type) == THORACOLUMBAR and _t(site.value) == THORACOLUMBAR
+            assert g.get_qualitative_evaluations() == []
+            assert set(texts) <= SCAN_TEXTS
+            for m in g.get_measurements():
+                if _t(m.name) == FRACTURED_N:
+                    assert _t(m.unit) == VERTEBRAE_UNIT and m.derivation is None
+                else:
+                    assert _t(m.name) == MEASUREMENT_ATTENUATION
+                    assert (_t(m.unit), _t(m.derivation), _t(m.method)) == (HU, MEAN,
+                                                                            TRABECULAR_ROI)
+                    [msite] = m.finding_sites
+                    assert _t(msite.value) in VERTEBRA.values()
+            continue
+        vertebrae.add(what)
+        assert _t(g.finding_type) == STRUCTURE["vertebral_body"]
+        assert _t(site.value) == VERTEBRA[what]
+        assert set(texts) <= VERTEBRA_TEXTS
+        evaluations = {_t(e.name): _t(e.value) for e in g.get_qualitative_evaluations()}
+        assert evaluations[STATUS] in STATUSES.values()
+        assert set(evaluations) <= {STATUS, GENANT_GRADE, MORPHOLOGY}
+        if GENANT_GRADE in evaluations:
+            assert evaluations[GENANT_GRADE] in GENANT_GRADES.values()
+            assert evaluations[MORPHOLOGY] in MORPHOLOGIES.values()
+        sites = []
+        for m in g.get_measurements():
+            name = _t(m.name)
+            if name == HEIGHT:
+                assert _t(m.unit) == MM and m.derivation is None
+                [msite] = m.finding_sites
+                assert _t(msite.value) == STRUCTURE["vertebral_body"]
+                sites.append(_t(msite.topographical_modifier))
+            elif name == HEIGHT_REDUCTION:
+                assert _t(m.unit) == ("%", "UCUM", "Percent")
+            else:
+                assert name == MEASUREMENT_ATTENUATION
+                assert _t(m.unit) == HU and _t(m.method) == TRABECULAR_ROI
+                assert _t(m.derivation) in {MEAN, SD}
+        if evaluations[STATUS] == STATUSES["measured"]:
+            assert sorted(sites) == sorted(HEIGHT_SITE.values())
+        else:
+            assert sites == []
+    assert len(vertebrae) >= 4
+
+
+MEASUREMENT_ATTENUATION: Triple = ("112031", "DCM", "Attenuation Coefficient")
+
+
 def _dciodvfy(path: Path) -> tuple[str, list[str], list[str]]:
     exe = shutil.which("dciodvfy")
     if exe is None:
@@ -282,6 +425,33 @@ def _dciodvfy(path: Path) -> tuple[str, list[str], list[str]]:
     lines = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
     return (lines[0] if lines else "", [ln for ln in lines if ln.startswith("Error")],
             [ln for ln in lines if ln.startswith("Warning")])
+
+
+@pytest.fixture(scope="module")
+def cement_sr(exported: dict[str, Path]) -> Path:
+    """The sample's SR rebuilt with L2 not measurable (cement), L3 not graded, a warning."""
+    base = exported["sr"].parent
+    run = base / "run_cement"
+    shutil.copytree(base / "run", run)
+    doc = cement_spine(base / "run")
+    (run / "spine.json").write_text(json.dumps(doc))
+    out = base / "sr_cement.dcm"
+    build_sr(run, base / "series").save_as(out, enforce_file_format=True)
+    return out
+
+
+def test_cement_sr_carries_the_exact_concepts_and_validates(cement_sr: Path) -> None:
+    sr = hd.sr.srread(cement_sr)
+    spine = [g for g in sr.content.get_image_measurement_groups()
+             if str(g.tracking_identifier).startswith("spine ")]
+    check_spine_groups_carry_the_exact_concepts(spine)
+    l2 = next(g for g in spine if str(g.tracking_identifier) == "spine L2")
+    assert {_t(e.value) for e in l2.get_qualitative_evaluations()} == {
+        STATUSES["not_measurable"]}
+    first, errors, warnings = _dciodvfy(cement_sr)
+    assert first == "Comprehensive3DSR"
+    assert errors == []
+    assert set(warnings) <= ALLOWED_WARNINGS, set(warnings) - ALLOWED_WARNINGS
 
 
 @pytest.mark.parametrize(("obj", "iod"), [("seg", "Segmentation"), ("sr", "Comprehensive3DSR")])

@@ -154,3 +154,71 @@ ALGORITHM_FAMILY = _std(codes.DCM.ArtificialIntelligence, "PS3.16 CID 7162")
 #: SR observer type (TID 1002) and procedure reported (TID 1500).
 DEVICE_OBSERVER = _std(codes.DCM.Device, "PS3.16 CID 270")
 PROCEDURE = _std(codes.LN.CTUnspecifiedBodyRegion, "PS3.16 CID 100")
+
+# the spine (rcsa.spine: spine.json; SR groups "spine <vertebra>" and "spine T11-L5") ---------
+#: Vertebra (SR finding site of a vertebra group): the vertebra concepts of PS3.16 CID 7602
+#: "Vertebral Anatomic Structure" (T12-L5 are the level codes above).
+VERTEBRAE: dict[str, CodedConcept] = {
+    "T11": _std(codes.SCT.T11Vertebra, "PS3.16 CID 7151, CID 7602"),
+    **{v: LEVELS[v] for v in ("T12", "L1", "L2", "L3", "L4", "L5")},
+}
+#: Finding type of a vertebra group: the vertebral body (the anatomy table's code, above).
+VERTEBRAL_BODY = STRUCTURES["vertebral_body"]
+#: Finding type and site of the scan-level spine group: the range analysed, T11-L5.
+THORACOLUMBAR_SPINE = _std(codes.SCT.ThoracoLumbarSpine, "PS3.16 CID 4030, CID 7151")
+
+HEIGHT = _std(codes.DCM.Height, "PS3.16 CID 7469, CID 7470")
+#: Which of the three body heights: the Topographical Modifier of the measurement's finding
+#: site (TID 300, PS3.16 CID 2 "Anatomic Modifier"); the middle height is the central one.
+HEIGHT_SITES: dict[str, CodedConcept] = {
+    "anterior": _std(codes.SCT.Anterior, "PS3.16 CID 2"),
+    "middle": _std(codes.SCT.Central, "PS3.16 CID 2"),
+    "posterior": _std(codes.SCT.Posterior, "PS3.16 CID 2"),
+}
+MM = _std(codes.UCUM.Millimeter, "PS3.16 CID 7181")
+SD = _std(codes.SCT.StandardDeviation, "PS3.16 CID 7464")  # derivation of ATTENUATION
+#: Measurement Method of the trabecular attenuation (not the level slice's whole-body mean HU).
+TRABECULAR_ROI = _private(
+    "trabecular_roi", "Trabecular ROI clear of cortex, endplates, basivertebral vein")
+HEIGHT_REDUCTION = _private(
+    "height_reduction_pct", "Vertebral body height reduction (largest of the Genant types)")
+#: Genant semi-quantitative grade: a coded qualitative evaluation (an ordinal category of the
+#: reduction above, not a quantity; PS3.16 has no Genant scale, see docs/pacs.md).
+GENANT_GRADE = _private("genant_grade", "Genant semi-quantitative vertebral fracture grade")
+GENANT_GRADES: dict[int, CodedConcept] = {
+    0: _private("genant-0", "Genant grade 0 (normal)"),
+    1: _private("genant-1", "Genant grade 1 (mild)"),
+    2: _private("genant-2", "Genant grade 2 (moderate)"),
+    3: _private("genant-3", "Genant grade 3 (severe)"),
+}
+GENANT_MORPHOLOGY = _private("genant_morphology", "Vertebral deformity type (Genant)")
+MORPHOLOGIES: dict[str, CodedConcept] = {
+    "normal": _private("morphology-normal", "No deformity"),
+    "wedge": _private("morphology-wedge", "Wedge deformity"),
+    "biconcave": _private("morphology-biconcave", "Biconcave deformity"),
+    "crush": _private("morphology-crush", "Crush deformity"),
+}
+SPINE_STATUS = _private("spine_status", "rcsa vertebra status")
+#: Vertebrae written as a group (``ambiguous`` / ``missing`` ones are not: a vertebra that
+#: cannot be named safely gets no coded finding site; it is listed in the scan group).
+STATUSES: dict[str, CodedConcept] = {
+    "measured": _private("status-measured", "measured"),
+    "not_measurable": _private("status-not_measurable", "not measurable"),
+}
+#: TEXT qualitative evaluations (TID 1501 allows TEXT beside CODE evaluations).
+SPINE_REASON = _private("spine_reason", "Reason the vertebra was not measured or not graded")
+GRADING_NOTE = _private("spine_grading_note", "Note on the grading")
+ATTENUATION_BAND = _private(
+    "attenuation_band", "Attenuation band (Pickhardt 2013), not a diagnosis")
+FRACTURED_N = _private(
+    "fractured_vertebrae_n", "Fractured vertebrae (Genant grade >= 1) of those graded")
+FRACTURED_LIST = _private("fractured_vertebrae", "Fractured vertebrae")
+NOT_GRADED = _private("spine_not_graded", "Vertebrae in the scan not graded, with the reason")
+SPINE_WARNING = _private("spine_warning", "rcsa spine warning")
+#: a UCUM annotation (a count of vertebrae); CID 7181 lists no count unit
+VERTEBRAE_UNIT = _code("{vertebrae}", "UCUM", "vertebrae", "UCUM")
+
+
+def vertebra_code(name: str) -> CodedConcept:
+    c = VERTEBRAE.get(name)
+    return fresh(c) if c is not None else private(f"vertebra-{name}", f"rcsa vertebra {name}")

@@ -385,6 +385,199 @@ def _segment_numbers(seg: Dataset) -> dict[str, int]:
     return {str(s.SegmentLabel): int(s.SegmentNumber) for s in seg.SegmentSequence}
 
 
+# ------------------------------------------------------------------------------------------
+# SR: the spine (spine.json, read through rcsa.runfolder)
+# ------------------------------------------------------------------------------------------
+SPINE_TRACKING_PREFIX = "spine"
+#: tracking identifier of the scan-level spine group
+SPINE_SCAN_TRACKING = f"{SPINE_TRACKING_PREFIX} T11-L5"
+
+
+def _spine_num(v: Any) -> float | None:
+    """A finite number of spine.json, else None (booleans and text are not numbers)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def _text_item(name: hd.sr.CodedConcept, value: str) -> hd.sr.TextContentItem:
+    """A TEXT qualitative evaluation of a TID 1501 group (row 12 of TID 1501 as DCMTK's
+    dcmsr/libcmr implements it; highdicom writes only the CODE form)."""
+    return hd.sr.TextContentItem(name=rc.fresh(name), value=value or "-",
+                                 relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+
+
+_Group = hd.sr.MeasurementsAndQualitativeEvaluations
+
+
+def _group_with_text(group: _Group, texts: list[hd.sr.TextContentItem]) -> _Group:
+    if texts:
+        group[0].ContentSequence.extend(texts)
+    return group
+
+
+def _attenuation(value: float, derivation: hd.sr.CodedConcept,
+                 site: hd.sr.CodedConcept | None = None) -> hd.sr.Measurement:
+    return hd.sr.Measurement(
+        name=rc.fresh(rc.ATTENUATION), value=value, unit=rc.fresh(rc.HU),
+        derivation=rc.fresh(derivation), method=rc.fresh(rc.TRABECULAR_ROI),
+        finding_sites=[hd.sr.FindingSite(anatomic_location=site)] if site is not None else None)
+
+
+def _spine_document(run: _Run) -> dict[str, Any] | None:
+    try:
+        doc = run.folder.spine
+    except InputError as exc:
+        raise DicomExportError(exc.reason, exc.path) from exc
+    if doc is None:
+        return None
+    if not isinstance(doc.get("vertebrae"), dict):
+        raise DicomExportError(f"{N.SPINE_JSON}: 'vertebrae' is not an object", run.folder.path)
+    return doc
+
+
+def _bad_spine(run: _Run, what: str) -> DicomExportError:
+    return DicomExportError(f"{N.SPINE_JSON}: {what}", run.folder.path)
+
+
+def _vertebra_group(run: _Run, name: str, v: dict[str, Any], maps: dict[int, _SliceMap],
+                    evidence_uids: dict[str, SourceInstance]
+                    ) -> hd.sr.MeasurementsAndQualitativeEvaluations | None:
+    """TID 1501 group of one vertebra (``measured`` / ``not_measurable``), else None."""
+    status = v.get("status")
+    if status in ("ambiguous", "missing"):
+        return None
+    if status not in rc.STATUSES:
+        raise _bad_spine(run, f"{name}: unknown status {status!r}")
+    measurements: list[hd.sr.Measurement] = []
+    evaluations = [hd.sr.QualitativeEvaluation(name=rc.fresh(rc.SPINE_STATUS),
+                                               value=rc.fresh(rc.STATUSES[str(status)]))]
+    texts: list[hd.sr.TextContentItem] = []
+    reason = str(v.get("reason") or "")
+    grade_reason = str(v.get("grade_reason") or "")
+    if status == "measured":
+        for where, modifier in rc.HEIGHT_SITES.items():
+            h = _spine_num(v.get(f"height_{where}_mm"))
+            if h is not None:
+                measurements.append(hd.sr.Measurement(
+                    name=rc.fresh(rc.HEIGHT), value=h, unit=rc.fresh(rc.MM),
+                    finding_sites=[hd.sr.FindingSite(
+                        anatomic_location=rc.fresh(rc.VERTEBRAL_BODY),
+                        topographical_modifier=rc.fresh(modifier))]))
+        reduction = _spine_num(v.get("height_reduction_pct"))
+        if reduction is not None:
+            measurements.append(hd.sr.Measurement(
+                name=rc.fresh(rc.HEIGHT_REDUCTION), value=reduction, unit=rc.fresh(rc.PERCENT)))
+        for key, derivation in (("trabecular_hu", rc.MEAN), ("trabecular_hu_sd", rc.SD)):
+            hu = _spine_num(v.get(key))
+            if hu is not None:
+                measurements.append(_attenuation(hu, derivation))
+        grade = v.get("genant_grade")
+        if grade is not None:
+            if isinstance(grade, bool) or grade not in rc.GENANT_GRADES:
+                raise _bad_spine(run, f"{name}: genant_grade {grade!r} is not a Genant grade 0-3")
+            evaluations.append(hd.sr.QualitativeEvaluation(
+                name=rc.fresh(rc.GENANT_GRADE), value=rc.fresh(rc.GENANT_GRADES[int(grade)])))
+        morphology = v.get("morphology")
+        if morphology is not None:
+            if morphology not in rc.MORPHOLOGIES:
+                raise _bad_spine(run, f"{name}: unknown morphology {morphology!r}")
+            evaluations.append(hd.sr.QualitativeEvaluation(
+                name=rc.fresh(rc.GENANT_MORPHOLOGY), value=rc.fresh(rc.MORPHOLOGIES[morphology])))
+        if grade is None:
+            texts.append(_text_item(rc.SPINE_REASON, grade_reason or "not graded"))
+        elif grade_reason:
+            texts.append(_text_item(rc.GRADING_NOTE, grade_reason))
+        band = v.get("attenuation_band")
+        if band:
+            texts.append(_text_item(rc.ATTENUATION_BAND, str(band)))
+    else:
+        texts.append(_text_item(rc.SPINE_REASON, reason or grade_reason or "not measurable"))
+    mid = v.get("mid_slice")
+    sm = maps.get(mid) if isinstance(mid, int) and not isinstance(mid, bool) else None
+    sources = None
+    if sm is not None:
+        evidence_uids[sm.instance.sop_uid] = sm.instance
+        sources = [hd.sr.SourceImageForMeasurementGroup(
+            str(sm.instance.header.SOPClassUID), sm.instance.sop_uid)]
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=hd.UID(), identifier=f"{SPINE_TRACKING_PREFIX} {name}"),
+        finding_type=rc.fresh(rc.VERTEBRAL_BODY),
+        finding_sites=[hd.sr.FindingSite(anatomic_location=rc.vertebra_code(name))],
+        measurements=measurements or None, qualitative_evaluations=evaluations,
+        source_images=sources,
+    )
+    return _group_with_text(group, texts)
+
+
+def _spine_scan_group(run: _Run, doc: dict[str, Any]
+                      ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """The scan-level group: fracture burden, the bone-attenuation figure and its band."""
+    measurements: list[hd.sr.Measurement] = []
+    texts: list[hd.sr.TextContentItem] = []
+    n = _spine_num(doc.get("fractured_vertebrae_n"))
+    vertebrae: dict[str, Any] = doc["vertebrae"]
+    if n is not None:
+        measurements.append(hd.sr.Measurement(
+            name=rc.fresh(rc.FRACTURED_N), value=int(n), unit=rc.fresh(rc.VERTEBRAE_UNIT)))
+        fractured = doc.get("fractured_vertebrae") or []
+        texts.append(_text_item(rc.FRACTURED_LIST, ", ".join(str(f) for f in fractured)
+                                or "none"))
+    else:
+        texts.append(_text_item(rc.FRACTURED_LIST, "no vertebra graded: not counted"))
+    not_graded = []
+    for name in doc.get("not_graded") or []:
+        v = vertebrae.get(name)
+        why = str((v or {}).get("reason") or (v or {}).get("grade_reason") or "") \
+            if isinstance(v, dict) else ""
+        not_graded.append(f"{name}: {why}" if why else str(name))
+    if not_graded:
+        texts.append(_text_item(rc.NOT_GRADED, "; ".join(not_graded)))
+    hu = _spine_num(doc.get("bone_attenuation_hu"))
+    if hu is not None:
+        where = doc.get("bone_attenuation_vertebra")
+        measurements.append(_attenuation(hu, rc.MEAN,
+                                         rc.vertebra_code(str(where)) if where else None))
+        band = doc.get("bone_attenuation_band")
+        if band:
+            texts.append(_text_item(rc.ATTENUATION_BAND, str(band)))
+    for w in doc.get("warnings") or []:
+        texts.append(_text_item(rc.SPINE_WARNING, str(w)))
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(),
+                                                     identifier=SPINE_SCAN_TRACKING),
+        finding_type=rc.fresh(rc.THORACOLUMBAR_SPINE),
+        finding_sites=[hd.sr.FindingSite(anatomic_location=rc.fresh(rc.THORACOLUMBAR_SPINE))],
+        measurements=measurements or None,
+    )
+    return _group_with_text(group, texts)
+
+
+def _spine_groups(run: _Run, maps: dict[int, _SliceMap], evidence_uids: dict[str, SourceInstance]
+                  ) -> tuple[list[_Group], bool]:
+    """The spine groups of the SR: one per vertebra written, then the scan group; none for a
+    run folder without spine.json, and none when no vertebra is measured or not measurable
+    (the scan group would only say that nothing was graded). And whether a vertebra was
+    measured."""
+    doc = _spine_document(run)
+    if doc is None:
+        return [], False
+    out: list[hd.sr.MeasurementsAndQualitativeEvaluations] = []
+    for name, v in doc["vertebrae"].items():
+        if not isinstance(v, dict):
+            raise _bad_spine(run, f"{name} is not an object")
+        group = _vertebra_group(run, str(name), v, maps, evidence_uids)
+        if group is not None:
+            out.append(group)
+    if out:
+        out.append(_spine_scan_group(run, doc))
+    measured = any(isinstance(v, dict) and v.get("status") == "measured"
+                   for v in doc["vertebrae"].values())
+    return out, measured
+
+
 def build_sr(
     case_out_dir: str | Path,
     source_dir: str | Path,
@@ -394,7 +587,10 @@ def build_sr(
 ) -> hd.sr.Comprehensive3DSR:
     """A TID 1500 Measurement Report of the run's CSA (mm2), mean attenuation (HU), fat % and
     rCSA per level x structure x side, each group naming the level and, where ``seg`` holds the
-    structure's segment on that level's slice, referencing that SEG frame.
+    structure's segment on that level's slice, referencing that SEG frame; and, when the run
+    folder holds ``spine.json``, one group per vertebra measured or not measurable (heights,
+    trabecular attenuation, Genant grade and morphology, status and reason) and a scan-level
+    spine group (fracture burden, bone attenuation and its band), see ``docs/pacs.md``.
     """
     run = _read_run(Path(case_out_dir))
     _, maps, instances = _match_series(run, Path(source_dir), series_uid)
@@ -415,13 +611,16 @@ def build_sr(
             hd.sr.Measurement(name=rc.fresh(name), value=r.value, unit=rc.fresh(unit),
                 derivation=rc.fresh(derivation) if derivation is not None else None)
         )
-    if not groups:
-        raise DicomExportError(f"{N.FEATURES_LONG_CSV} holds no measured value on a found "
-                               "level: no SR to write", run.folder.path)
+    evidence_uids: dict[str, SourceInstance] = {}
+    spine, spine_measured = _spine_groups(run, maps, evidence_uids)
+    if not groups and not spine_measured:  # a not-measurable vertebra alone makes no SR
+        raise DicomExportError(
+            f"{N.FEATURES_LONG_CSV} holds no measured value on a found level"
+            + (f" and {N.SPINE_JSON} no measured vertebra" if spine else "")
+            + ": no SR to write", run.folder.path)
 
     frames = seg_frame_index(seg) if seg is not None else {}
     seg_numbers = _segment_numbers(seg) if seg is not None else {}
-    evidence_uids: dict[str, SourceInstance] = {}
     imaging: list[Any] = []
     for (level, structure, side), measurements in sorted(groups.items()):
         inst = level_inst[level].instance
@@ -458,6 +657,7 @@ def build_sr(
                 source_images=[hd.sr.SourceImageForMeasurementGroup(
                     inst.sop_class, inst.sop_uid)],
             ))
+    imaging.extend(spine)
     observer = hd.sr.ObserverContext(
         observer_type=rc.fresh(rc.DEVICE_OBSERVER),
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
