@@ -244,3 +244,23 @@ def test_failed_write_keeps_the_previous_folder(tmp_path: Path, abdomen: Path,
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging folder left
+
+
+def test_console_names_the_spine_figures_and_what_was_not_graded(
+        tmp_path: Path, abdomen: Path) -> None:
+    """``rcsa measure`` prints the fracture count with the vertebrae that were not graded and
+    the bone attenuation as a band (docs/spine.md); the numbers are those of spine.json."""
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["measure", str(abdomen / "ct.nii.gz"), "--labels",
+                            str(abdomen / "labels_ts_v2.nii.gz"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    spine = json.loads((out / "spine.json").read_text())
+    text = " ".join(r.output.split())
+    n, graded = spine["fractured_vertebrae_n"], [
+        v for v, d in spine["vertebrae"].items() if d.get("genant_grade") is not None]
+    assert f"spine: {n} of {len(graded)} graded vertebra(e) with Genant grade >= 1" in text
+    for v in spine["fractured_vertebrae"]:
+        assert f"{v} grade {spine['vertebrae'][v]['genant_grade']}" in text
+    assert "not graded: " + ", ".join(spine["not_graded"]) in text
+    assert f"{spine['bone_attenuation_vertebra']} trabecular " \
+           f"{spine['bone_attenuation_hu']:.0f} HU" in text and "not a diagnosis" in text

@@ -127,10 +127,35 @@ def print_measurements(m: Any) -> None:
         err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
 
 
+def _spine_lines(spine: Any) -> list[str]:
+    """Two lines on the vertebral bodies (``docs/spine.md``): the fracture count with the
+    vertebrae that were not graded, and the bone attenuation with its band."""
+    if spine is None:
+        return []
+    if spine.fractured_vertebrae_n is None:
+        head = "spine: no vertebra graded"
+    else:
+        graded = [spine[v] for v in spine.fractured]
+        which = ", ".join(f"{v.name} grade {v.genant_grade} {v.morphology}"
+                          for v in graded) or "none"
+        head = (f"spine: {spine.fractured_vertebrae_n} of {len(spine.graded)} graded "
+                f"vertebra(e) with Genant grade >= 1 ({which})")
+    if spine.not_graded:
+        head += f"; not graded: {', '.join(spine.not_graded)} (the count may be too low)"
+    lines = [head + "; check qc/spine.png"]
+    if spine.bone_attenuation_hu is not None:
+        lines.append(f"bone attenuation: {spine.bone_attenuation_vertebra} trabecular "
+                     f"{spine.bone_attenuation_hu:.0f} HU, {spine.bone_attenuation_band} "
+                     "(an attenuation band, not a diagnosis)")
+    return lines
+
+
 def _print_scan_result(result: Any) -> None:
     from rcsa.pipeline import single_slice_note
 
     print_measurements(result.measurements)
+    for line in _spine_lines(result.spine):
+        out.print(line, highlight=False, soft_wrap=True)
     note = single_slice_note(result)
     if note:
         err.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
