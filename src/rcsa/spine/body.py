@@ -42,6 +42,11 @@ POSTERIOR_REACH_MM = 36.0
 #: The spinal canal (darkest point behind the body centre) is looked for this far back (mm).
 CANAL_SEARCH_MM = (6.0, 36.0)
 LATERAL_REACH_MM = 36.0
+#: When an endplate is not found searching from the body's centre (a compressed body: the
+#: plate has moved to or past the centre half-way between the discs), it is searched again
+#: from this far (mm) inside the opposite endplate's surface: past that plate's blurred peak
+#: (half-width about 2 mm at 2-3 mm slices), so the opposite plate is never taken.
+RESTART_CLEARANCE_MM = 3.0
 #: The disc is looked for within this window (mm) around its position found by ``levels``.
 DISC_WINDOW_MM = (-5.0, 6.0)
 #: Largest tilt of a body's axis against the scanner's z axis that is followed (degrees).
@@ -215,8 +220,8 @@ def _peak_position(seg: F64) -> int | None:
     return ip
 
 
-def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool, voxel_mm: float = 1.0
-                   ) -> float | None:
+def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool, voxel_mm: float = 1.0,
+                   a_start: float = 0.0) -> float | None:
     """Endplate surface (mm along the axis) on a column profile ``c(a)`` sampled at ``a``.
 
     The disc is the darkest point within :data:`DISC_WINDOW_MM` of its position from the level
@@ -226,6 +231,12 @@ def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool, voxel_mm: float 
     about half a slice); its surface lies :data:`ENDPLATE_HALF_THICKNESS_MM` further out. The
     peak is located between voxels by a parabola through the samples ``voxel_mm`` on either
     side.
+
+    The search runs from ``a_start`` (mm along the axis; the body's centre by default) to
+    the disc. A peak at ``a_start`` itself (the profile only falls from there to the disc) is
+    no peak: the plate lies at or inside the start (a compressed body whose endplate has moved
+    past the centre found from the discs), and None is returned so that the caller can search
+    again from the opposite endplate (:data:`RESTART_CLEARANCE_MM`).
     """
     w0, w1 = DISC_WINDOW_MM
     if upward:
@@ -236,7 +247,7 @@ def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool, voxel_mm: float 
         return None
     idx = np.nonzero(sel)[0]
     i_disc = int(idx[np.argmin(c[idx])])
-    i0 = int(np.argmin(np.abs(a)))
+    i0 = int(np.argmin(np.abs(a - a_start)))
     if upward:
         if i_disc <= i0 + 2:
             return None
@@ -246,7 +257,7 @@ def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool, voxel_mm: float 
             return None
         seg = c[i_disc : i0 + 1][::-1]
     ip = _peak_position(seg)
-    if ip is None:
+    if ip is None or ip == 0 or float(seg[ip]) - float(seg[-1]) < MIN_EDGE_CONTRAST_HU:
         return None
     # sub-voxel position: a parabola through the peak and the samples one voxel on either
     # side (a linearly interpolated profile peaks at a voxel centre; the parabola through
@@ -386,6 +397,12 @@ def measure_body(ct: CTVolume, f: Frame, a_lo_disc: float, a_hi_disc: float) -> 
         vox = f.sz / max(abs(f.uz), 0.5)  # voxel size along the axis (mm)
         lo = _endplate_edge(c, a, a_lo_disc, upward=False, voxel_mm=vox)
         hi = _endplate_edge(c, a, a_hi_disc, upward=True, voxel_mm=vox)
+        if hi is None and lo is not None:  # superior plate at / below the centre
+            hi = _endplate_edge(c, a, a_hi_disc, upward=True, voxel_mm=vox,
+                                a_start=lo + RESTART_CLEARANCE_MM)
+        elif lo is None and hi is not None:  # inferior plate at / above the centre
+            lo = _endplate_edge(c, a, a_lo_disc, upward=False, voxel_mm=vox,
+                                a_start=hi - RESTART_CLEARANCE_MM)
         if lo is None or hi is None:
             name = ("anterior", "middle", "posterior")[len(lines)]
             which = "inferior" if lo is None else "superior"
