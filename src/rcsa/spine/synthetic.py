@@ -9,7 +9,8 @@ everything above moves down by the same amount (slices removed inside the body; 
 or a biconcave loss the column above is sheared, so the vertebrae above keep their heights
 and the disc above its thickness; the top of the scan repeats its last slice over the lost
 height). That is mode ``remove``. Mode ``stretch`` instead fills the gap with
-:data:`DISC_STRETCH_MM` of the disc just above the moved plate's band, stretched, so that
+the disc's lower half (from the plate's band to the disc's darkest point, within
+:data:`DISC_SEARCH_MM`), stretched, so that
 every other structure keeps its place and the level map of the original scan stays valid: it
 tests the measurement and the grading alone, without the level finder. Because the plates
 keep their profiles, the applied loss is the loss of the body's measured height (a squeeze
@@ -32,10 +33,11 @@ from dataclasses import replace
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 
 from rcsa.io.volume import CTVolume
-from rcsa.spine.body import Frame
+from rcsa.spine.body import HEIGHT_INSET_FRACTION, Frame
 from rcsa.spine.types import VertebraResult
 
 Kind = Literal["crush", "wedge", "biconcave"]
@@ -45,10 +47,17 @@ Mode = Literal["remove", "stretch"]
 #: surface at 2-3 mm slices (at most a quarter of the compressed height: a short body keeps
 #: a squeezable interior).
 ENDPLATE_BAND_MM = 3.0
-#: ``stretch`` mode: height of the disc just above the superior plate's band stretched into
-#: the gap (mm); short enough to stay clear of the next endplate's blur across a 7-8 mm disc
-#: (past the band, the disc's source ends 5.5 mm above the surface).
-DISC_STRETCH_MM = 2.5
+#: ``stretch`` mode: the disc's darkest point is looked for this far (mm) above the superior
+#: surface (per antero-posterior position); the disc from the plate's band up to it is
+#: stretched into the gap, so the gap is disc whatever the disc's thickness (a fixed span
+#: reached the next endplate's blur where a posterior lumbar disc is 3-4 mm thin).
+DISC_SEARCH_MM = 8.0
+#: ``stretch`` mode: behind the posterior wall the loss falls to 0 over this distance (mm),
+#: so the canal and the posterior elements keep their shape (an osteoporotic compression
+#: fracture is one of the anterior and middle column; squeezed with the body, the pedicles
+#: and laminae moved into the band where the posterior wall is found). Mode ``remove``
+#: squeezes the whole slab, so that everything above can move down in one piece.
+POSTERIOR_TAPER_MM = 3.0
 #: Slices resampled at a time (bounds the memory of the coordinate arrays).
 CHUNK_SLICES = 16
 
@@ -78,6 +87,8 @@ def compress_vertebra(ct: CTVolume, v: VertebraResult, loss: float, kind: Kind,
     lo = [ab(ln.inferior_kji) for ln in (ant, mid, post)]
     hi = [ab(ln.superior_kji) for ln in (ant, mid, post)]
     b_a, b_m, b_p = (p[1] for p in lo)
+    depth = v.depth_mm if v.depth_mm is not None else (b_a - b_p) / (1 - 2 * HEIGHT_INSET_FRACTION)
+    b_wall = b_p - HEIGHT_INSET_FRACTION * depth  # the posterior wall
     # the endplate surfaces, piecewise linear through the three measured points (exact at
     # each height line, so that the loss applied there is that line's measured height loss;
     # a least-squares line would put a concave plate's middle too high), flat beyond them
@@ -91,6 +102,8 @@ def compress_vertebra(ct: CTVolume, v: VertebraResult, loss: float, kind: Kind,
     k0 = max(0, int(np.floor(min(ks_all) - 20.0 / sz)))
     # cubic B-spline resampling: a thin endplate (one voxel at 3 mm) keeps its peak when moved
     # by a fraction of a voxel, where linear interpolation would flatten it
+    if mode == "stretch":
+        dark_bg, dark_mm = _disc_darkest(ct, f, xb_hi, xa_hi)
     vol = ndimage.spline_filter(np.asarray(ct.voxels, np.float32), order=3, mode="nearest")
     out = np.array(ct.voxels, copy=True)
     ii = np.arange(ni, dtype=np.float64)
@@ -109,6 +122,8 @@ def compress_vertebra(ct: CTVolume, v: VertebraResult, loss: float, kind: Kind,
             w = np.clip(1.0 - np.abs(b - b_m) / half, 0.0, 1.0)
         else:
             raise ValueError(f"unknown compression kind {kind!r}")
+        if mode == "stretch":  # the posterior elements are not squeezed (see POSTERIOR_...)
+            w = w * np.clip((b - b_wall + POSTERIOR_TAPER_MM) / POSTERIOR_TAPER_MM, 0.0, 1.0)
         h = a_hi - a_lo
         drop = loss * w * h
         # each endplate keeps its profile (plate and partial-volume blur, +-band): the
@@ -124,9 +139,10 @@ def compress_vertebra(ct: CTVolume, v: VertebraResult, loss: float, kind: Kind,
         moved = a > new_hi  # the superior plate's band (and, removed, all above)
         if mode == "remove":
             src = np.where(moved, a + drop, src)
-        else:  # DISC_STRETCH_MM of the disc just past the plate's band fills the gap
-            d0 = a_hi + band  # source: the disc from the band's outer end ...
-            d1 = d0 + DISC_STRETCH_MM  # ... to here
+        else:  # the disc's lower half, from the plate's band to its darkest point, stretched
+            dark = np.interp(b, dark_bg, dark_mm)
+            d0 = a_hi + np.minimum(band, 0.5 * dark)  # source: from the band's outer end ...
+            d1 = a_hi + dark  # ... to the disc's darkest point
             plate = moved & (a <= d0 - drop)
             gap = (a > d0 - drop) & (a <= d1)
             src = np.where(plate, a + drop, src)
@@ -144,3 +160,22 @@ def compress_vertebra(ct: CTVolume, v: VertebraResult, loss: float, kind: Kind,
             block = np.clip(np.round(block), -32768, 32767)
         out[c0:c1] = block.astype(out.dtype)
     return replace(ct, voxels=out)
+
+
+def _disc_darkest(ct: CTVolume, f: Frame, xb_hi: npt.NDArray[np.float64],
+                  xa_hi: npt.NDArray[np.float64]
+                  ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per antero-posterior position b (mm, a grid over the body +-15 mm): how far (mm) above
+    the superior surface the disc is darkest (4 mm lateral slab, 1.5 mm along the axis)."""
+    bg = np.arange(float(xb_hi.min()) - 15.0, float(xb_hi.max()) + 15.0 + 1e-9, 0.5)
+    da = np.arange(0.5, DISC_SEARCH_MM + 1e-9, 0.5)
+    aa = np.interp(bg, xb_hi, xa_hi)[:, None] + da[None, :]
+    bb = np.broadcast_to(bg[:, None], aa.shape)
+    vol = np.asarray(ct.voxels, np.float32)
+    prof = np.zeros(aa.shape, np.float64)
+    for x in (-2.0, -1.0, 0.0, 1.0, 2.0):
+        k, j, i = f.to_kji(aa, bb, x)
+        prof += ndimage.map_coordinates(vol, np.stack([k, j, i]), order=1, mode="nearest")
+    prof = ndimage.uniform_filter1d(prof, 3, axis=1)
+    dark = ndimage.median_filter(da[np.argmin(prof, axis=1)], 5, mode="nearest")
+    return bg, dark.astype(np.float64)
