@@ -47,6 +47,9 @@ LATERAL_REACH_MM = 36.0
 #: from this far (mm) inside the opposite endplate's surface: past that plate's blurred peak
 #: (half-width about 2 mm at 2-3 mm slices), so the opposite plate is never taken.
 RESTART_CLEARANCE_MM = 3.0
+#: ... and the plate found so must stand out from the trabecular bone between the plates by
+#: this much (HU; half the edge contrast): two plates, not one plate's ramp.
+PLATE_TROUGH_HU = 30.0
 #: The disc is looked for within this window (mm) around its position found by ``levels``.
 DISC_WINDOW_MM = (-5.0, 6.0)
 #: Largest tilt of a body's axis against the scanner's z axis that is followed (degrees).
@@ -273,6 +276,20 @@ def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool, voxel_mm: float 
     return float(a[i0]) + d if upward else float(a[i0]) - d
 
 
+def _two_plates(c: F64, a: F64, lo: float, hi: float) -> bool:
+    """Whether the column profile ``c(a)`` shows two distinct plates at the surfaces ``lo`` <
+    ``hi``: a trough between their peaks at least :data:`PLATE_TROUGH_HU` below the lower
+    peak (trabecular bone between two cortical plates). An endplate found by the search from
+    the opposite plate (:data:`RESTART_CLEARANCE_MM`) must pass it: otherwise it may be the
+    ramp of the opposite plate itself, or a dense spot, on a line that misses the body."""
+    p_lo, p_hi = lo + ENDPLATE_HALF_THICKNESS_MM, hi - ENDPLATE_HALF_THICKNESS_MM
+    between = (a > p_lo) & (a < p_hi)
+    if p_hi <= p_lo or not between.any():
+        return False
+    peak = min(float(np.interp(p_lo, a, c)), float(np.interp(p_hi, a, c)))
+    return float(c[between].min()) <= peak - PLATE_TROUGH_HU
+
+
 def body_frame(ct: CTVolume, centreline: dict[str, list[float]], z_lo: float, z_hi: float
                ) -> Frame:
     """Frame of the vertebra between the discs at ``z_lo`` < ``z_hi`` (LPS z, mm).
@@ -400,9 +417,11 @@ def measure_body(ct: CTVolume, f: Frame, a_lo_disc: float, a_hi_disc: float) -> 
         if hi is None and lo is not None:  # superior plate at / below the centre
             hi = _endplate_edge(c, a, a_hi_disc, upward=True, voxel_mm=vox,
                                 a_start=lo + RESTART_CLEARANCE_MM)
+            hi = hi if hi is not None and _two_plates(c, a, lo, hi) else None
         elif lo is None and hi is not None:  # inferior plate at / above the centre
             lo = _endplate_edge(c, a, a_lo_disc, upward=False, voxel_mm=vox,
                                 a_start=hi - RESTART_CLEARANCE_MM)
+            lo = lo if lo is not None and _two_plates(c, a, lo, hi) else None
         if lo is None or hi is None:
             name = ("anterior", "middle", "posterior")[len(lines)]
             which = "inferior" if lo is None else "superior"

@@ -3,19 +3,24 @@
 The body of one measured vertebra is squeezed along its own axis (the frame its heights were
 measured in), at every antero-posterior position b of the body frame: its superior endplate
 (the plate with its partial-volume blur, :data:`ENDPLATE_BAND_MM` either side of the measured
-surface) moves down rigidly by ``loss`` x the local height (surface to surface), the
-trabecular interior between the two plates' bands is resampled into the shorter span, and
-everything above moves down by the same amount (slices removed inside the body; for a wedge
-or a biconcave loss the column above is sheared, so the vertebrae above keep their heights
-and the disc above its thickness; the top of the scan repeats its last slice over the lost
-height). That is mode ``remove``. Mode ``stretch`` instead fills the gap with
-the disc's lower half (from the plate's band to the disc's darkest point, within
-:data:`DISC_SEARCH_MM`), stretched, so that
-every other structure keeps its place and the level map of the original scan stays valid: it
-tests the measurement and the grading alone, without the level finder. Because the plates
-keep their profiles, the applied loss is the loss of the body's measured height (a squeeze
-of the plates themselves would thin their blurred peaks and pull them inwards, so that more
-height would be seen lost than was applied).
+surface) moves down rigidly by ``loss`` x the local height (surface to surface), and the
+trabecular interior between the two plates' bands is resampled into the shorter span.
+Because the plates keep their profiles, the applied loss is the loss of the body's measured
+height (squeezing the plates with the body thinned their blurred peaks and pulled them
+inwards, so that up to 7 points more loss was seen than applied). The surfaces are piecewise
+linear through the three measured lines, so the loss is exact at each line.
+
+Mode ``remove`` (slices removed inside the body): everything above moves down by the same
+amount; for a wedge the column above is sheared, so the vertebrae above keep their heights
+and the disc above its thickness (a real wedge fracture tilts the column into kyphosis
+instead); the top of the scan repeats its last slice over the lost height. Mode
+``stretch``: the gap is filled with the disc's lower half (from the plate's band to the
+disc's darkest point, within :data:`DISC_SEARCH_MM`), stretched, and the canal and the
+posterior elements are not squeezed (:data:`POSTERIOR_TAPER_MM`), so that every other
+structure keeps its place and the level map of the original scan stays valid: it tests the
+measurement and the grading alone, without the level finder. A ``biconcave`` loss leaves the
+rim in place, so in both modes nothing above moves and the disc fills the depression (as
+the nucleus does).
 The loss per row:
 
 * ``crush``: the same fraction everywhere (like removing slices inside the body);
@@ -102,7 +107,10 @@ def compress_vertebra(ct: CTVolume, v: VertebraResult, loss: float, kind: Kind,
     k0 = max(0, int(np.floor(min(ks_all) - 20.0 / sz)))
     # cubic B-spline resampling: a thin endplate (one voxel at 3 mm) keeps its peak when moved
     # by a fraction of a voxel, where linear interpolation would flatten it
-    if mode == "stretch":
+    # a biconcave loss leaves the rim in place: the disc follows the depressed centre (the
+    # nucleus bulges into it) in both modes, and nothing above moves
+    fill = mode == "stretch" or kind == "biconcave"
+    if fill:
         dark_bg, dark_mm = _disc_darkest(ct, f, xb_hi, xa_hi)
     vol = ndimage.spline_filter(np.asarray(ct.voxels, np.float32), order=3, mode="nearest")
     out = np.array(ct.voxels, copy=True)
@@ -137,7 +145,7 @@ def compress_vertebra(ct: CTVolume, v: VertebraResult, loss: float, kind: Kind,
         scale = (in_hi - in_lo) / np.maximum(new_hi - in_lo, 1e-6)
         src = np.where(interior, in_lo + (a - in_lo) * scale, a)
         moved = a > new_hi  # the superior plate's band (and, removed, all above)
-        if mode == "remove":
+        if not fill:
             src = np.where(moved, a + drop, src)
         else:  # the disc's lower half, from the plate's band to its darkest point, stretched
             dark = np.interp(b, dark_bg, dark_mm)
