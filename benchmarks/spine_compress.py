@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                             else 100.0 * (1.0 - (1.0 - r1 / 100.0) / (1.0 - r0 / 100.0)))
                     if seen is not None:
                         errors.append(abs(seen - 100 * loss))
-                    rows.append((r.genant_grade == exp, ok_type, not others, kind, loss))
+                    rows.append((r.genant_grade == exp, ok_type, not others, kind, loss,
+                                 r.genant_grade))
                     print(f"| {subj} | {v} | {kind} | {100 * loss:.0f} | {exp} | "
                           f"{r.genant_grade if r.genant_grade is not None else r.status} | "
                           f"{r.morphology} | {red} | {'-' if seen is None else f'{seen:.1f}'} | "
@@ -104,6 +105,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loss seen (this type's reduction against the target's own baseline) vs applied: "
               f"median abs error {errors[len(errors) // 2]:.1f} %, max {errors[-1]:.1f} % "
               f"(n={len(errors)})")
+    print()
+    print("| loss | cases | not graded | grade exact | within one grade | graded >= 1 "
+          "| other vertebrae newly graded >= 1 |")
+    print("|---|---|---|---|---|---|---|")
+    for loss in LOSSES:
+        sel = [r for r in rows if r[4] == loss]
+        exp = genant_grade(100 * loss)
+        gr = [r for r in sel if r[5] is not None]
+        print(f"| {100 * loss:.0f} % | {len(sel)} | {len(sel) - len(gr)} | "
+              f"{sum(r[0] for r in sel)} | {sum(abs(r[5] - exp) <= 1 for r in gr)} | "
+              f"{sum(r[5] >= 1 for r in gr)} | {sum(not r[2] for r in sel)} |")
+    print()
     for kind in KINDS:
         for loss in LOSSES:
             sel = [r for r in rows if r[3] == kind and r[4] == loss]
