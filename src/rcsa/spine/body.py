@@ -63,6 +63,12 @@ DENSE_MIN_MM3 = 20.0
 #: Plausible ranges (mm) of a measured body; outside them the edges are not trusted.
 HEIGHT_RANGE_MM = (6.0, 55.0)
 DEPTH_RANGE_MM = (15.0, 65.0)
+#: Largest anterior / posterior and middle / posterior height ratio of a measured body: normal
+#: T11-L5 bodies have A/P 0.85-1.25 and M/P below 1.05 (concave endplates), and wedge,
+#: biconcave and crush fractures lower A and M, or all three; a posterior height this short
+#: against the others is a posterior line on the wrong plate (or a piece merged across a
+#: missed disc), not a shape to grade.
+MAX_SHAPE_RATIO = 1.5
 WIDTH_RANGE_MM = (20.0, 80.0)
 #: Trabecular ROI: an elliptic cylinder along the axis, centred this fraction of the depth in
 #: front of the body centre, semi-axes as fractions of depth and width, over this fraction of
@@ -434,6 +440,12 @@ def measure_body(ct: CTVolume, f: Frame, a_lo_disc: float, a_hi_disc: float) -> 
         return BodyGeometry(f, f"implausible body height ({min(hs):.1f}-{max(hs):.1f} mm): "
                             "edges not trusted", b_ant, b_post, width, x_c, tuple(lines),
                             dense_mm3, dense_max)
+    ap, mp = hs[0] / hs[2], hs[1] / hs[2]
+    if max(ap, mp) > MAX_SHAPE_RATIO:
+        return BodyGeometry(f, f"implausible body shape (anterior / middle height {ap:.2f} / "
+                            f"{mp:.2f} x the posterior): edges or the level's discs not "
+                            "trusted", b_ant, b_post, width, x_c, tuple(lines), dense_mm3,
+                            dense_max)
 
     # 4. trabecular ROI on the original voxels
     a_c = 0.5 * (lines[1][1] + lines[1][2])
