@@ -9,10 +9,15 @@ For every vertebra of subject A (``sample_data/ct_abdomen_pelvis``) and subject 
 (``../shared/data/ct_chest_pelvis_dicom``) that is measured with both neighbours measured,
 each of the three kinds of ``rcsa.spine.synthetic.compress_vertebra`` (crush = uniform,
 wedge = anterior only, biconcave = middle only) is applied at 15, 22, 30 and 45 % height loss.
+The applied loss is the loss of the body's measured height (the endplates keep their profiles
+and move rigidly; only the trabecular interior is squeezed: ``rcsa.spine.synthetic``).
 With ``--mode remove`` (default: slices removed inside the body, the spine shortens) the whole
 chain then runs on the modified CT (``find_levels`` -> ``analyse_spine``); with
-``--mode stretch`` (the disc above stretched, everything else in place) the original level map
-is reused, which tests the measurement and the grading alone. The
+``--mode stretch`` (the disc above stretched into the gap, everything else in place) the
+original level map is reused, which tests the measurement and the grading alone. A biconcave
+loss keeps the rim in both modes (the disc fills the depression; nothing above moves). The
+per-loss table at the end counts the cases not graded, graded exactly, within one grade,
+graded >= 1 (at 15 % a false fracture) and with another vertebra newly graded >= 1. The
 table shows the grade and type found for the compressed vertebra, the reduction measured,
 the expected Genant grade of the applied loss (15 % -> 0, 22 % -> 1, 30 % -> 2, 45 % -> 3) and
 whether any other vertebra not graded >= 1 at baseline became so (a false neighbour). The
