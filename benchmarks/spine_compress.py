@@ -9,10 +9,15 @@ For every vertebra of subject A (``sample_data/ct_abdomen_pelvis``) and subject 
 (``../shared/data/ct_chest_pelvis_dicom``) that is measured with both neighbours measured,
 each of the three kinds of ``rcsa.spine.synthetic.compress_vertebra`` (crush = uniform,
 wedge = anterior only, biconcave = middle only) is applied at 15, 22, 30 and 45 % height loss.
+The applied loss is the loss of the body's measured height (the endplates keep their profiles
+and move rigidly; only the trabecular interior is squeezed: ``rcsa.spine.synthetic``).
 With ``--mode remove`` (default: slices removed inside the body, the spine shortens) the whole
 chain then runs on the modified CT (``find_levels`` -> ``analyse_spine``); with
-``--mode stretch`` (the disc above stretched, everything else in place) the original level map
-is reused, which tests the measurement and the grading alone. The
+``--mode stretch`` (the disc above stretched into the gap, everything else in place) the
+original level map is reused, which tests the measurement and the grading alone. A biconcave
+loss keeps the rim in both modes (the disc fills the depression; nothing above moves). The
+per-loss table at the end counts the cases not graded, graded exactly, within one grade,
+graded >= 1 (at 15 % a false fracture) and with another vertebra newly graded >= 1. The
 table shows the grade and type found for the compressed vertebra, the reduction measured,
 the expected Genant grade of the applied loss (15 % -> 0, 22 % -> 1, 30 % -> 2, 45 % -> 3) and
 whether any other vertebra not graded >= 1 at baseline became so (a false neighbour). The
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                             else 100.0 * (1.0 - (1.0 - r1 / 100.0) / (1.0 - r0 / 100.0)))
                     if seen is not None:
                         errors.append(abs(seen - 100 * loss))
-                    rows.append((r.genant_grade == exp, ok_type, not others, kind, loss))
+                    rows.append((r.genant_grade == exp, ok_type, not others, kind, loss,
+                                 r.genant_grade))
                     print(f"| {subj} | {v} | {kind} | {100 * loss:.0f} | {exp} | "
                           f"{r.genant_grade if r.genant_grade is not None else r.status} | "
                           f"{r.morphology} | {red} | {'-' if seen is None else f'{seen:.1f}'} | "
@@ -104,6 +110,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loss seen (this type's reduction against the target's own baseline) vs applied: "
               f"median abs error {errors[len(errors) // 2]:.1f} %, max {errors[-1]:.1f} % "
               f"(n={len(errors)})")
+    print()
+    print("| loss | cases | not graded | grade exact | within one grade | graded >= 1 "
+          "| other vertebrae newly graded >= 1 |")
+    print("|---|---|---|---|---|---|---|")
+    for loss in LOSSES:
+        sel = [r for r in rows if r[4] == loss]
+        exp = genant_grade(100 * loss)
+        gr = [r for r in sel if r[5] is not None]
+        print(f"| {100 * loss:.0f} % | {len(sel)} | {len(sel) - len(gr)} | "
+              f"{sum(r[0] for r in sel)} | {sum(abs(r[5] - exp) <= 1 for r in gr)} | "
+              f"{sum(r[5] >= 1 for r in gr)} | {sum(not r[2] for r in sel)} |")
+    print()
     for kind in KINDS:
         for loss in LOSSES:
             sel = [r for r in rows if r[3] == kind and r[4] == loss]

@@ -42,6 +42,14 @@ POSTERIOR_REACH_MM = 36.0
 #: The spinal canal (darkest point behind the body centre) is looked for this far back (mm).
 CANAL_SEARCH_MM = (6.0, 36.0)
 LATERAL_REACH_MM = 36.0
+#: When an endplate is not found searching from the body's centre (a compressed body: the
+#: plate has moved to or past the centre half-way between the discs), it is searched again
+#: from this far (mm) inside the opposite endplate's surface: past that plate's blurred peak
+#: (half-width about 2 mm at 2-3 mm slices), so the opposite plate is never taken.
+RESTART_CLEARANCE_MM = 3.0
+#: ... and the plate found so must stand out from the trabecular bone between the plates by
+#: this much (HU; half the edge contrast): two plates, not one plate's ramp.
+PLATE_TROUGH_HU = 30.0
 #: The disc is looked for within this window (mm) around its position found by ``levels``.
 DISC_WINDOW_MM = (-5.0, 6.0)
 #: Largest tilt of a body's axis against the scanner's z axis that is followed (degrees).
@@ -55,6 +63,12 @@ DENSE_MIN_MM3 = 20.0
 #: Plausible ranges (mm) of a measured body; outside them the edges are not trusted.
 HEIGHT_RANGE_MM = (6.0, 55.0)
 DEPTH_RANGE_MM = (15.0, 65.0)
+#: Largest anterior / posterior and middle / posterior height ratio of a measured body: normal
+#: T11-L5 bodies have A/P 0.85-1.25 and M/P below 1.05 (concave endplates), and wedge,
+#: biconcave and crush fractures lower A and M, or all three; a posterior height this short
+#: against the others is a posterior line on the wrong plate (or a piece merged across a
+#: missed disc), not a shape to grade.
+MAX_SHAPE_RATIO = 1.5
 WIDTH_RANGE_MM = (20.0, 80.0)
 #: Trabecular ROI: an elliptic cylinder along the axis, centred this fraction of the depth in
 #: front of the body centre, semi-axes as fractions of depth and width, over this fraction of
@@ -215,8 +229,8 @@ def _peak_position(seg: F64) -> int | None:
     return ip
 
 
-def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool, voxel_mm: float = 1.0
-                   ) -> float | None:
+def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool, voxel_mm: float = 1.0,
+                   a_start: float = 0.0) -> float | None:
     """Endplate surface (mm along the axis) on a column profile ``c(a)`` sampled at ``a``.
 
     The disc is the darkest point within :data:`DISC_WINDOW_MM` of its position from the level
@@ -226,6 +240,12 @@ def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool, voxel_mm: float 
     about half a slice); its surface lies :data:`ENDPLATE_HALF_THICKNESS_MM` further out. The
     peak is located between voxels by a parabola through the samples ``voxel_mm`` on either
     side.
+
+    The search runs from ``a_start`` (mm along the axis; the body's centre by default) to
+    the disc. A peak at ``a_start`` itself (the profile only falls from there to the disc) is
+    no peak: the plate lies at or inside the start (a compressed body whose endplate has moved
+    past the centre found from the discs), and None is returned so that the caller can search
+    again from the opposite endplate (:data:`RESTART_CLEARANCE_MM`).
     """
     w0, w1 = DISC_WINDOW_MM
     if upward:
@@ -236,7 +256,7 @@ def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool, voxel_mm: float 
         return None
     idx = np.nonzero(sel)[0]
     i_disc = int(idx[np.argmin(c[idx])])
-    i0 = int(np.argmin(np.abs(a)))
+    i0 = int(np.argmin(np.abs(a - a_start)))
     if upward:
         if i_disc <= i0 + 2:
             return None
@@ -246,7 +266,7 @@ def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool, voxel_mm: float 
             return None
         seg = c[i_disc : i0 + 1][::-1]
     ip = _peak_position(seg)
-    if ip is None:
+    if ip is None or ip == 0 or float(seg[ip]) - float(seg[-1]) < MIN_EDGE_CONTRAST_HU:
         return None
     # sub-voxel position: a parabola through the peak and the samples one voxel on either
     # side (a linearly interpolated profile peaks at a voxel centre; the parabola through
@@ -260,6 +280,20 @@ def _endplate_edge(c: F64, a: F64, a_disc: float, upward: bool, voxel_mm: float 
             frac = float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5)) * h
     d = (ip + frac) * STEP_MM + ENDPLATE_HALF_THICKNESS_MM
     return float(a[i0]) + d if upward else float(a[i0]) - d
+
+
+def _two_plates(c: F64, a: F64, lo: float, hi: float) -> bool:
+    """Whether the column profile ``c(a)`` shows two distinct plates at the surfaces ``lo`` <
+    ``hi``: a trough between their peaks at least :data:`PLATE_TROUGH_HU` below the lower
+    peak (trabecular bone between two cortical plates). An endplate found by the search from
+    the opposite plate (:data:`RESTART_CLEARANCE_MM`) must pass it: otherwise it may be the
+    ramp of the opposite plate itself, or a dense spot, on a line that misses the body."""
+    p_lo, p_hi = lo + ENDPLATE_HALF_THICKNESS_MM, hi - ENDPLATE_HALF_THICKNESS_MM
+    between = (a > p_lo) & (a < p_hi)
+    if p_hi <= p_lo or not between.any():
+        return False
+    peak = min(float(np.interp(p_lo, a, c)), float(np.interp(p_hi, a, c)))
+    return float(c[between].min()) <= peak - PLATE_TROUGH_HU
 
 
 def body_frame(ct: CTVolume, centreline: dict[str, list[float]], z_lo: float, z_hi: float
@@ -386,6 +420,14 @@ def measure_body(ct: CTVolume, f: Frame, a_lo_disc: float, a_hi_disc: float) -> 
         vox = f.sz / max(abs(f.uz), 0.5)  # voxel size along the axis (mm)
         lo = _endplate_edge(c, a, a_lo_disc, upward=False, voxel_mm=vox)
         hi = _endplate_edge(c, a, a_hi_disc, upward=True, voxel_mm=vox)
+        if hi is None and lo is not None:  # superior plate at / below the centre
+            hi = _endplate_edge(c, a, a_hi_disc, upward=True, voxel_mm=vox,
+                                a_start=lo + RESTART_CLEARANCE_MM)
+            hi = hi if hi is not None and _two_plates(c, a, lo, hi) else None
+        elif lo is None and hi is not None:  # inferior plate at / above the centre
+            lo = _endplate_edge(c, a, a_lo_disc, upward=False, voxel_mm=vox,
+                                a_start=hi - RESTART_CLEARANCE_MM)
+            lo = lo if lo is not None and _two_plates(c, a, lo, hi) else None
         if lo is None or hi is None:
             name = ("anterior", "middle", "posterior")[len(lines)]
             which = "inferior" if lo is None else "superior"
@@ -398,6 +440,12 @@ def measure_body(ct: CTVolume, f: Frame, a_lo_disc: float, a_hi_disc: float) -> 
         return BodyGeometry(f, f"implausible body height ({min(hs):.1f}-{max(hs):.1f} mm): "
                             "edges not trusted", b_ant, b_post, width, x_c, tuple(lines),
                             dense_mm3, dense_max)
+    ap, mp = hs[0] / hs[2], hs[1] / hs[2]
+    if max(ap, mp) > MAX_SHAPE_RATIO:
+        return BodyGeometry(f, f"implausible body shape (anterior / middle height {ap:.2f} / "
+                            f"{mp:.2f} x the posterior): edges or the level's discs not "
+                            "trusted", b_ant, b_post, width, x_c, tuple(lines), dense_mm3,
+                            dense_max)
 
     # 4. trabecular ROI on the original voxels
     a_c = 0.5 * (lines[1][1] + lines[1][2])
