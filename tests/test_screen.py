@@ -512,6 +512,11 @@ def test_fracture_burden_filled_from_the_scan_unless_given(demo_report: Path,
     assert fv["value"] == scan_n and fv["measured"]
     assert fv["source"].startswith("from the scan: fractured_vertebrae_n")
     assert "not graded: T12" in fv["source"]  # T12 is ambiguous on the sample
+    # L1's grade 1 (21.8 %) lies within the measurement's uncertainty of the 20 % threshold
+    assert "L1 near a Genant threshold: check" in fv["source"]
+    spine = res.document["spine"]
+    assert spine["count_needs_review"] and {r["vertebra"]: r["needs_review"]
+                                            for r in spine["rows"]}["L1"]
     assert res.document["score"]["available"]
     res2 = screen(demo_report / "run", tmp_path / "b", model="demo-rbp-simulated",
                   assignments=["cement_volume_ml=3.5", "fractured_vertebrae_n=3"], pdf=False)

@@ -262,3 +262,33 @@ def test_count_in_doubt_is_warned_not_graded(subject_a) -> None:  # type: ignore
     # warning (today: the count from the sacrum and from the last rib disagree)
     assert (l3.genant_grade is not None and l3.genant_grade >= 2) or (
         l3.status == "ambiguous" and any("count is in doubt" in w for w in res2.warnings))
+
+
+@pytest.mark.parametrize(("reduction", "grade", "review"), [
+    (12.0, 0, False), (16.0, 0, True), (21.8, 1, True), (24.0, 1, True), (32.0, 2, False),
+    (36.0, 2, True), (43.0, 3, True), (48.0, 3, False),
+])
+def test_grade_near_a_threshold_needs_review(reduction: float, grade: int,
+                                             review: bool) -> None:
+    """A grade within GRADE_REVIEW_MARGIN_PCT (the measured uncertainty) of a Genant
+    threshold is marked for review; every grade 1 is; a vertebra not graded has no mark."""
+    from rcsa.spine.types import GRADE_REVIEW_MARGIN_PCT, VertebraResult
+
+    assert GRADE_REVIEW_MARGIN_PCT == 5.0
+    assert genant_grade(reduction) == grade
+    v = VertebraResult("L2", "measured", height_reduction_pct=reduction, genant_grade=grade,
+                       morphology="wedge" if grade else "normal")
+    assert (v.grade_review_reason is not None) is review
+    assert v.columns()["genant_needs_review"] == int(review)
+    assert VertebraResult("L2", "not_measurable", "cut").columns()["genant_needs_review"] is None
+
+
+def test_sample_count_needs_review(subject_a) -> None:  # type: ignore[no-untyped-def]
+    """Subject A: L1's grade 1 (21.8 %) is marked, and so is the fracture count (T12 is not
+    graded either)."""
+    _, _, res = subject_a
+    cols = res.to_columns()
+    assert cols["L1_genant_grade"] == 1 and cols["L1_genant_needs_review"] == 1
+    assert "threshold" in (res["L1"].grade_review_reason or "")
+    assert cols["fracture_count_needs_review"] == 1
+    assert res.to_dict()["fracture_count_needs_review"] is True

@@ -137,6 +137,7 @@ def _spine_lines(spine: Any) -> list[str]:
     else:
         graded = [spine[v] for v in spine.fractured]
         which = ", ".join(f"{v.name} grade {v.genant_grade} {v.morphology}"
+                          + (" (near a threshold: check)" if v.grade_review_reason else "")
                           for v in graded) or "none"
         head = (f"spine: {spine.fractured_vertebrae_n} of {len(spine.graded)} graded "
                 f"vertebra(e) with Genant grade >= 1 ({which})")

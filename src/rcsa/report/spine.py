@@ -50,6 +50,7 @@ def spine_section(run: _Run) -> dict[str, Any] | None:
             "ratio_ap": w.get(f"{v}_height_ratio_anterior_posterior"),
             "reduction_pct": w.get(f"{v}_height_reduction_pct"),
             "grade": w.get(f"{v}_genant_grade"),
+            "needs_review": bool(w.get(f"{v}_genant_needs_review")),
             "morphology": w.get(f"{v}_genant_morphology"),
             "trabecular_hu": w.get(f"{v}_trabecular_hu"),
         })
@@ -61,6 +62,7 @@ def spine_section(run: _Run) -> dict[str, Any] | None:
         "fractured_vertebrae_n": w.get("fractured_vertebrae_n"),
         "fractured_vertebrae": w.get("fractured_vertebrae"),
         "not_graded": w.get("spine_not_graded"),
+        "count_needs_review": bool(w.get("fracture_count_needs_review")),
         "bone_attenuation_hu": w.get("bone_attenuation_hu"),
         "bone_attenuation_vertebra": w.get("bone_attenuation_vertebra"),
         "bone_attenuation_band": w.get("bone_attenuation_band"),

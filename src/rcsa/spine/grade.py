@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rcsa.spine.types import Morphology
+from rcsa.spine.types import GENANT_THRESHOLDS_PCT, Morphology
 
-#: Genant 1993 reduction thresholds (%): grade 1 from 20, grade 2 from 25, grade 3 above 40.
-GENANT_THRESHOLDS_PCT: tuple[float, float, float] = (20.0, 25.0, 40.0)
+__all__ = ["GENANT_THRESHOLDS_PCT"]
 #: The expected A/P and M/P ratios taken from the neighbours are kept within this range, so
 #: that a fractured neighbour does not lower the expectation (and a tall one raise it) beyond
 #: the ratios of normal bodies (about 0.85-1.25 for A/P from T11 to L5).
