@@ -437,8 +437,10 @@ def check_sr_spine_against_run(parsed: Any, run_dir: Path) -> None:
         else:
             assert codes_[rc.GENANT_GRADE.value] == f"genant-{v['genant_grade']}"
             assert codes_[rc.GENANT_MORPHOLOGY.value] == f"morphology-{v['morphology']}"
+            review = v.get("grade_review_reason")
             assert texts.get(rc.GRADING_NOTE.value, []) == (
-                [v["grade_reason"]] if v["grade_reason"] else [])
+                [v["grade_reason"]] if v["grade_reason"] else []) + (
+                [f"needs review: {review}"] if review else [])
         assert texts.get(rc.ATTENUATION_BAND.value, []) == (
             [v["attenuation_band"]] if v["attenuation_band"] else [])
         if v["mid_slice"] is not None:  # the CT image of the body's middle slice

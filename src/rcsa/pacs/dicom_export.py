@@ -487,8 +487,11 @@ def _vertebra_group(run: _Run, name: str, v: dict[str, Any], maps: dict[int, _Sl
                 name=rc.fresh(rc.GENANT_MORPHOLOGY), value=rc.fresh(rc.MORPHOLOGIES[morphology])))
         if grade is None:
             texts.append(_text_item(rc.SPINE_REASON, grade_reason or "not graded"))
-        elif grade_reason:
-            texts.append(_text_item(rc.GRADING_NOTE, grade_reason))
+        else:
+            review = str(v.get("grade_review_reason") or "")
+            for note in (grade_reason, f"needs review: {review}" if review else ""):
+                if note:
+                    texts.append(_text_item(rc.GRADING_NOTE, note))
         band = v.get("attenuation_band")
         if band:
             texts.append(_text_item(rc.ATTENUATION_BAND, str(band)))
