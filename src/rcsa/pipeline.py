@@ -24,7 +24,13 @@ from rcsa.levels import find_levels
 from rcsa.levels.override import LevelSelection, load_levels_file, parse_level_specs
 from rcsa.levels.types import LevelMap
 from rcsa.measure import Measurements, labels_at_levels, measure
-from rcsa.measure.table import VERTEBRAL_BODY, LevelLabels, body_levels, level_names
+from rcsa.measure.table import (
+    VERTEBRAL_BODY,
+    LevelLabels,
+    body_levels,
+    check_height_m,
+    level_names,
+)
 from rcsa.runfolder import Overlay, RunContent, RunRecord, check_output_dir, write_run_folder
 from rcsa.segment.classes import RCSA_CLASSES, ClassMap, SegClass
 from rcsa.spine import SpineResult, analyse_spine
@@ -61,9 +67,7 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         # the same rule as rcsa.measure's, checked before any work is done
-        if self.height_m is not None and not 0.5 < self.height_m < 2.8:
-            raise InputError(f"--height-m {self.height_m}: not a plausible adult height in "
-                             "metres (expected 0.5-2.8)")
+        check_height_m(self.height_m)
 
     def levels(self, scan: str | Path) -> LevelSelection:
         """The manual levels for ``scan``: the levels file's, then the specs' (later win)."""

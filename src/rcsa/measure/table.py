@@ -210,6 +210,18 @@ def _seg_rows(ll: LevelLabels | None, lv: str, muscle: str, side: str, problem: 
                         reason="" if review is not None else "no review threshold")]
 
 
+#: Heights (m) accepted for the height^2 normaliser (``--height-m``): exclusive bounds.
+HEIGHT_M_RANGE: tuple[float, float] = (0.5, 2.8)
+
+
+def check_height_m(height_m: float | None) -> None:
+    """Refuse a ``--height-m`` outside :data:`HEIGHT_M_RANGE` (an :class:`InputError`)."""
+    lo, hi = HEIGHT_M_RANGE
+    if height_m is not None and not lo < height_m < hi:
+        raise InputError(f"--height-m {height_m}: not a plausible adult height in metres "
+                         f"(expected {lo:g}-{hi:g})")
+
+
 def measure(
     ct: CTVolume,
     level_map: LevelMap,
@@ -227,9 +239,7 @@ def measure(
     """
     cfg = config or load_config()
     mc = cfg.measure
-    if height_m is not None and not (0.5 < height_m < 2.8):
-        raise InputError(f"--height-m {height_m}: not a plausible adult height in metres "
-                         "(expected 0.5-2.8)")
+    check_height_m(height_m)
     rows: list[Measurement] = []
 
     # vertebral bodies first: they are the default normaliser
