@@ -30,10 +30,19 @@ not to the other side): its pixels are ignored. Rules, per slice, from the anato
 * ``fat``: a muscle component whose median HU is below ``FAT_MEDIAN_HU`` (mostly fat: e.g. a
   "muscle" in the subcutaneous fat);
 * ``extra_component``: every component of a class but the largest that passed the rules;
+* ``below_envelope``: the kept component is smaller than the low end of the muscle's CSA
+  plausibility envelope at this level (anatomy table ``envelopes``): its agreed pixels stay,
+  but it counts as missing for the next rule;
 * ``expected_missing``: a muscle anatomy puts on every slice of this level
   (``expected_at_levels``) was not kept on one side: the background pixels on that side
   within its ``max_mm_from_vertebral_body`` of the body are ignored (a missed muscle must
-  not teach background).
+  not teach background);
+* ``muscle_density_near_expected``: where an expected muscle that *was* kept may lie (the
+  same region; for the paraspinal muscles only posterior to the body's centroid), background
+  is trusted only as fat, air or bone: background pixels of muscle density (-29..150 HU)
+  are ignored (an under-segmented muscle continues there);
+* ``muscle_halo``: background pixels of muscle density (-29..150 HU) within ``HALO_MM`` of a
+  predicted muscle are ignored (where an under-segmented muscle continues).
 
 The output is a prepared training subject as ``rcsa prepare-training`` writes it
 (``<name>_labels.nii.gz`` on the CT's grid with label map ``rcsa``, slices not pseudo-labelled
@@ -85,8 +94,17 @@ PSEUDO_LEVELS: tuple[str, ...] = (*SPINE_LEVELS, "sij_lower", "femoral_head_top"
 #: -30 HU; the Alberta protocol's muscle range starts at -29 HU).
 FAT_MEDIAN_HU = -30.0
 SIDE_MARGIN_MM = 5.0
+#: Background pixels of muscle density (the lean range of the Alberta protocol, -29..150 HU)
+#: this close to a predicted muscle are ignored: an under-segmented muscle continues there.
+HALO_MM = 15.0
+LEAN_HU = (-29.0, 150.0)
 RULES = ("no_vertebral_body", "impossible_at_level", "far_from_body", "not_posterior",
-         "wrong_side", "fat", "extra_component", "expected_missing")
+         "wrong_side", "fat", "extra_component", "below_envelope", "expected_missing",
+         "muscle_density_near_expected", "muscle_halo")
+#: Smallest plausible CSA per muscle and level (anatomy table envelopes ``csa_mm2``, low).
+MIN_CSA_MM2: dict[tuple[str, str], float] = {
+    (s.name, lv): float(e.low) for s in ANATOMY.structures for e in s.envelopes
+    if e.quantity == "csa_mm2" and e.low is not None for lv in (e.levels or ())}
 #: Muscles anatomy puts on every slice of a level (anatomy table: ``expected_at_levels``).
 EXPECTED_AT_LEVEL: dict[str, tuple[str, ...]] = ANATOMY.expected_at_level()
 
@@ -256,21 +274,45 @@ def filter_slice(probs: Mapping[str, F32], hu: npt.NDArray[Any], level: str, k: 
             ignore |= comps == lab
             res.removed.append({"structure": c.name, "rule": "extra_component", "px": size})
         if survivors and (agree & (comps == survivors[0][1])).any():
-            kept_cls.add(c.id)
-    # expected muscles not kept: their possible region must not be learnt as background
+            low = MIN_CSA_MM2.get((c.muscle or "", level))
+            if low is not None and survivors[0][0] * px_area < low:
+                res.removed.append({"structure": c.name, "rule": "below_envelope",
+                                    "px": survivors[0][0]})
+            else:
+                kept_cls.add(c.id)
+    # expected muscles: where they may lie, background is trusted only as fat, air or bone
+    # (a missed or under-segmented muscle must not teach background); not kept at all: no
+    # background is trusted there
+    lean = (hu >= LEAN_HU[0]) & (hu <= LEAN_HU[1])
+    cols = np.arange(final.shape[1])[None, :]
+    rows = np.arange(final.shape[0])[:, None]
     for c in cmap.classes:
-        if c.muscle not in EXPECTED_AT_LEVEL.get(level, ()) or c.id in kept_cls:
+        if c.muscle not in EXPECTED_AT_LEVEL.get(level, ()):
             continue
         limit = MAX_MM_FROM_BODY.get(c.muscle or "")
         if dist is None or limit is None:
             region = final == 0  # nowhere to bound it: the slice's background is unknown
         else:
-            cols = np.arange(final.shape[1])[None, :]
             side = cols >= mid if c.side == "left" else cols <= mid
             region = (dist <= limit) & side & (final == 0)
-        ignore |= region
-        res.removed.append({"structure": c.name, "rule": "expected_missing",
-                            "px": int(region.sum())})
+            if c.muscle in PARASPINAL and body_row is not None:
+                region &= rows > body_row
+        if c.id not in kept_cls:
+            rule, drop = "expected_missing", region & ~ignore
+        else:
+            rule, drop = "muscle_density_near_expected", region & lean & ~ignore
+        if drop.any():
+            ignore |= drop
+            res.removed.append({"structure": c.name, "rule": rule, "px": int(drop.sum())})
+    # background of muscle density next to any predicted muscle: maybe its missed part
+    muscle = np.isin(final, cmap.muscle_ids())
+    if muscle.any():
+        near = np.asarray(ndimage.distance_transform_edt(~muscle, sampling=(sy, sx))) <= HALO_MM
+        halo = near & (final == 0) & lean & ~ignore
+        if halo.any():
+            ignore |= halo
+            res.removed.append({"structure": "background", "rule": "muscle_halo",
+                                "px": int(halo.sum())})
     res.labels = np.where(ignore, C.IGNORE_INDEX, final).astype(np.uint8)
     kc = np.bincount(res.labels.ravel(), minlength=256)
     res.kept_px = {names[c.id]: int(kc[c.id]) for c in cmap.classes}
@@ -335,6 +377,8 @@ def pseudo_labels(ct: CTVolume, levels: Mapping[str, int], predictor: Predictor,
             "slices_per_level": slices_per_level, "levels": chosen,
             "gluteal_ceiling_slice": ceiling, "fat_median_hu": FAT_MEDIAN_HU,
             "side_margin_mm": SIDE_MARGIN_MM, "rules": list(RULES),
+            "muscle_halo_mm": HALO_MM, "lean_hu": list(LEAN_HU),
+            "min_csa_mm2": {f"{m}@{lv}": v for (m, lv), v in MIN_CSA_MM2.items()},
             "max_mm_from_vertebral_body": dict(MAX_MM_FROM_BODY),
             "paraspinal": list(PARASPINAL)}
     return PseudoLabels(labels, tuple(results), info)
