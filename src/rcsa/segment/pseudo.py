@@ -195,6 +195,7 @@ class SliceResult:
     level: str
     k: int
     labels: U8
+    predicted: U8  # arg-max of the passes' mean, before the agreement and the rules
     predicted_px: dict[str, int] = field(default_factory=dict)
     kept_px: dict[str, int] = field(default_factory=dict)
     removed: list[dict[str, Any]] = field(default_factory=list)  # {structure, rule, px}
@@ -220,7 +221,7 @@ def filter_slice(probs: Mapping[str, F32], hu: npt.NDArray[Any], level: str, k: 
     for p in stack:
         agree &= p.argmax(0) == final
     ignore = ~agree
-    res = SliceResult(level, k, final)
+    res = SliceResult(level, k, final, final)
     names = {c.id: c.name for c in cmap.classes}
     counts = np.bincount(final.ravel(), minlength=len(cmap))
     res.predicted_px = {names[c.id]: int(counts[c.id]) for c in cmap.classes}
