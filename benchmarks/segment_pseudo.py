@@ -96,6 +96,28 @@ def precision(pl: Any, ref: Any, known: tuple[int, ...]) -> dict[str, Any]:
     }
 
 
+def sheet(out: Path, pl: Any, path: Path, levels: tuple[str, ...] = ("L1", "L3", "L4", "S1"),
+          scale: float = 0.7) -> None:
+    """The QC images of the level slices side by side (scaled)."""
+    from PIL import Image
+
+    chosen = pl.info["levels"]
+    panels = []
+    for name in levels:
+        if name in chosen:
+            img = Image.open(out / "qc" / f"D_{name}_k{chosen[name]:03d}.png").convert("RGB")
+            panels.append(img.resize((round(img.width * scale), round(img.height * scale)),
+                                     Image.Resampling.LANCZOS))
+    h = max(p.height for p in panels)
+    canvas = Image.new("RGB", (sum(p.width for p in panels), h), (0, 0, 0))
+    x = 0
+    for p in panels:
+        canvas.paste(p, (x, 0))
+        x += p.width
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path, optimize=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", type=Path, default=None)
@@ -104,6 +126,9 @@ def main() -> None:
     ap.add_argument("--agreement", type=float, default=0.9)
     ap.add_argument("--slices-per-level", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sheet", type=Path, default=None,
+                    help="QC sheet of subject D at L1, L3, L4, S1 (e.g. "
+                         "docs/segment_pseudo_qc_subject_d.png)")
     a = ap.parse_args()
     import torch
 
@@ -121,6 +146,8 @@ def main() -> None:
     write_pseudo_subject(pl, ct, D, out, name="D", overwrite=a.out is not None)
     res["D"]["written"] = str(out)
     print("subject D:", json.dumps(res["D"], indent=1))
+    if a.sheet:
+        sheet(out, pl, a.sheet)
 
     da = SAMPLE / "ct_abdomen_pelvis"
     ct_a = load(da / "ct.nii.gz")

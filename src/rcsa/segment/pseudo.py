@@ -48,7 +48,7 @@ The output is a prepared training subject as ``rcsa prepare-training`` writes it
 (``<name>_labels.nii.gz`` on the CT's grid with label map ``rcsa``, slices not pseudo-labelled
 entirely *ignore*; ``<name>_labels.json``; ``<name>_prepare.json`` with ``known_classes`` and,
 under ``pseudo``, the model sha256, thresholds, rules and per-slice kept fractions;
-``manifest.csv``, one row for ``rcsa train``; ``qc/*.png`` with ignored pixels hatched grey).
+``manifest.csv``, one row for ``rcsa train`` with absolute paths; ``qc/*.png`` with ignored pixels hatched grey).
 
 The filtering is torch-free and takes any :class:`Predictor`; :func:`model_predictor` wraps
 a segmentation model (imports torch).
@@ -427,9 +427,11 @@ def write_pseudo_subject(pl: PseudoLabels, ct: CTVolume, image: Path, out_dir: P
                      ct.source.file_geometry)
         (stage / f"{name}_labels.json").write_text(json.dumps(cmap.labels_dict(), indent=1)
                                                     + "\n")
+        # absolute paths, so that the row can be appended to another manifest
         (stage / "manifest.csv").write_text(
             "subject,image,labels,label_map,parts\n"
-            f"{name},{Path(image).resolve()},{name}_labels.nii.gz,rcsa,\n")
+            f"{name},{Path(image).resolve()},{out_dir.resolve() / f'{name}_labels.nii.gz'},"
+            "rcsa,\n")
         for s in pl.slices:
             kf = s.kept_fraction()
             muscles = ", ".join(f"{n} {v:.2f}" for n, v in kf.items() if n != "background")
