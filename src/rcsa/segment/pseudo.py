@@ -48,7 +48,8 @@ The output is a prepared training subject as ``rcsa prepare-training`` writes it
 (``<name>_labels.nii.gz`` on the CT's grid with label map ``rcsa``, slices not pseudo-labelled
 entirely *ignore*; ``<name>_labels.json``; ``<name>_prepare.json`` with ``known_classes`` and,
 under ``pseudo``, the model sha256, thresholds, rules and per-slice kept fractions;
-``manifest.csv``, one row for ``rcsa train`` with absolute paths; ``qc/*.png`` with ignored pixels hatched grey).
+``manifest.csv``, one row for ``rcsa train`` with absolute paths; ``qc/*.png`` with ignored
+pixels hatched grey).
 
 The filtering is torch-free and takes any :class:`Predictor`; :func:`model_predictor` wraps
 a segmentation model (imports torch).
