@@ -50,6 +50,7 @@ def test_import_boundaries() -> None:
     """rcsa.io / measure / levels and the torch-free segment modules do not import torch."""
     code = (
         "import sys, rcsa.io, rcsa.measure, rcsa.levels, rcsa.segment, rcsa.segment.prepare;"
+        "import rcsa.segment.pseudo;"
         "import rcsa.cli; print('torch' in sys.modules)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

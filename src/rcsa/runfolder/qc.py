@@ -32,11 +32,14 @@ def overlay_png(
     spacing_mm: tuple[float, float] = (1.0, 1.0),
     alpha: float = 0.45,
     lines: tuple[str, ...] = (),
+    hatch: npt.NDArray[np.bool_] | None = None,
 ) -> Path:
     """Write ``hu[j, i]`` (window -200..300 HU) with ``labels`` blended in; returns ``path``.
 
     Displayed radiologically: patient's left on the image's right, anterior at the top. The
-    image is scaled to square pixels of about 1 mm (at least 384 px wide).
+    image is scaled to square pixels of about 1 mm (at least 384 px wide). ``hatch`` (same
+    shape as ``labels``): pixels drawn hatched in grey (e.g. the *ignored* pixels of
+    pseudo-labels), on the scaled image so the stripes stay visible.
     """
     grey = (np.clip((np.asarray(hu, np.float32) + 200.0) / 500.0, 0, 1) * 255).astype(np.uint8)
     lab = np.asarray(labels)
@@ -54,6 +57,15 @@ def overlay_png(
     scale = max(1.0, 384.0 / max(w_mm, 1e-6))
     size = (max(1, round(w_mm * scale)), max(1, round(h_mm * scale)))
     img = img.resize(size, Image.Resampling.NEAREST)
+    if hatch is not None and np.asarray(hatch).any():
+        big = np.asarray(Image.fromarray(np.asarray(hatch, np.uint8) * 255).resize(
+            size, Image.Resampling.NEAREST)) > 0
+        yy, xx = np.indices(big.shape)
+        stripe = big & ((xx + yy) % 6 < 2)
+        arr = np.asarray(img).copy()
+        arr[big] = (arr[big].astype(np.float32) * 0.6 + 0.4 * 128).astype(np.uint8)
+        arr[stripe] = (170, 170, 170)
+        img = Image.fromarray(arr)
     legend = [c for c in class_map.classes if c.id != 0 and (lab == c.id).any()]
     pad = 14 * (len(legend) + len(lines) + (2 if title else 1))
     canvas = Image.new("RGB", (img.width, img.height + pad), (0, 0, 0))

@@ -1,7 +1,8 @@
 """CLI commands of the segmentation package, registered on the main ``rcsa`` app.
 
-``rcsa prepare-training``, ``rcsa train`` and ``rcsa segment``. Heavy imports (torch, MONAI)
-happen inside the commands, so ``rcsa --help`` and ``rcsa info`` stay fast.
+``rcsa prepare-training``, ``rcsa prepare-pseudo``, ``rcsa train`` and ``rcsa segment``.
+Heavy imports (torch, MONAI) happen inside the commands, so ``rcsa --help`` and ``rcsa info``
+stay fast.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rcsa.cli_options import (
     IrregularOpt,
     NoTiltOpt,
     OverwriteDirOpt,
+    ScanArg,
     SegmentLevelsOpt,
     SeriesUidOpt,
     TtaOpt,
@@ -83,6 +85,71 @@ def register(app: typer.Typer, fail: Fail) -> None:
             if k != "background":
                 out.print(f"  {k}: {v} voxels", highlight=False)
         err.print(f"[yellow]note:[/] {SPLIT_NOTE}", highlight=False, soft_wrap=True)
+
+    @app.command("prepare-pseudo")
+    def prepare_pseudo_cmd(
+        scan: ScanArg,
+        out_dir: Annotated[Path, typer.Option("--out", help="Output folder (a prepared "
+                                              "training subject).")],
+        model: Annotated[
+            Path | None, typer.Option("--model", help="metadata.json of the model that makes "
+                                      "the pseudo-labels (default: the shipped one).")
+        ] = None,
+        levels: SegmentLevelsOpt = None,
+        agreement: Annotated[
+            float, typer.Option("--agreement", help="Keep a pixel where every test-time pass "
+                                "agrees and the mean probability is at least this.")
+        ] = 0.9,
+        per_level: Annotated[
+            int, typer.Option("--slices-per-level", help="Slices spread over each level's "
+                              "slab (half-way to the neighbouring levels).")
+        ] = 5,
+        name: Annotated[str, typer.Option("--name", help="Subject name / file prefix.")
+                        ] = "pseudo",
+        series_uid: SeriesUidOpt = None,
+        no_tilt_correction: NoTiltOpt = False,
+        resample_irregular: IrregularOpt = False,
+        overwrite: OverwriteDirOpt = False,
+    ) -> None:
+        """Pseudo-labels of an unlabelled scan for self-training (docs/segment.md).
+
+        Kept only where the flip / zoom test-time passes agree and the anatomical rules
+        hold; every other pixel is ignored (never relabelled). Writes a subject for
+        `rcsa train` (manifest.csv row, label map rcsa) with QC images."""
+        try:
+            from rcsa.io import load
+            from rcsa.levels.override import parse_level_specs
+            from rcsa.levels.types import LevelMap
+            from rcsa.runfolder import check_output_dir
+            from rcsa.segment.infer import level_slices
+            from rcsa.segment.postprocess import gluteal_ceiling
+            from rcsa.segment.pseudo import model_predictor, pseudo_labels, write_pseudo_subject
+
+            selection = parse_level_specs(levels or (), "--levels")
+            check_output_dir(out_dir, overwrite)
+            if per_level < 1:
+                raise InputError(f"--slices-per-level {per_level}: must be at least 1")
+            ct = load(scan, load_options(series_uid, no_tilt_correction, resample_irregular))
+            level_map, names = segment_levels(ct, selection)
+            pairs = dict(level_slices(level_map, names or None))
+            ceiling = gluteal_ceiling(level_map if isinstance(level_map, LevelMap) else None,
+                                      abs(float(ct.spacing_mm[2])), int(ct.voxels.shape[0]))
+            pl = pseudo_labels(ct, pairs, model_predictor(model), agreement=agreement,
+                               slices_per_level=per_level, ceiling=ceiling)
+            doc = write_pseudo_subject(pl, ct, scan, out_dir, name=name, overwrite=overwrite)
+        except Exception as exc:
+            raise fail(exc) from None
+        summ = doc["pseudo"]["summary"]
+        out.print(f"wrote {out_dir / (name + '_labels.nii.gz')} ({summ['slices']} slices, "
+                  f"model sha256 {str(doc['pseudo']['model'].get('sha256'))[:12]})",
+                  highlight=False)
+        for k, v in summ["kept_fraction"].items():
+            out.print(f"  kept {k}: {v:.3f} of {summ['predicted_px'][k]} px", highlight=False)
+        for k, v in summ["structure_slices_removed_by_rule"].items():
+            if v:
+                out.print(f"  rule {k}: {v} structure-slices", highlight=False)
+        err.print("[yellow]note:[/] pseudo-labels are a model's output, not a tracing; "
+                  f"read the QC images in {out_dir / 'qc'}", highlight=False, soft_wrap=True)
 
     @app.command("train")
     def train_cmd(

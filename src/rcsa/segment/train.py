@@ -140,7 +140,8 @@ def thick_slices(ct: Any, thickness_mm: float) -> Any:
 
 def build_items(rows: Sequence[ManifestRow], pre: Preprocessing, slice_step: int = 1,
                 synth: bool = False) -> list[dict[str, Any]]:
-    """One dict per axial slice: image (C,H,W), label (1,H,W), unknown (n_classes,); with
+    """One dict per axial slice (slices whose labels are all ignore are skipped): image
+    (C,H,W), label (1,H,W), unknown (n_classes,); with
     ``synth`` also ``thick`` (the stack at 5 mm slice thickness) and ``aux`` (1,H,W: contrast-
     fillable vessels 1, kidneys 2) for :mod:`rcsa.segment.synth`."""
     from rcsa.io import load_labels
@@ -160,6 +161,8 @@ def build_items(rows: Sequence[ManifestRow], pre: Preprocessing, slice_step: int
             thick = thick_slices(ct, THICK_SLICE_MM)
             aux = contrast_structures(load_labels(row.labels, like=ct), row.label_map)
         for k in range(0, ct.voxels.shape[0], slice_step):
+            if (vox[k] == C.IGNORE_INDEX).all():
+                continue  # nothing to learn (a pseudo-labelled subject's unchosen slices)
             item: dict[str, Any] = {
                 "image": slice_stack(ct, k, pre),
                 "label": resample_labels(vox[k], shape)[np.newaxis].astype(np.float32),
@@ -289,8 +292,10 @@ def marginal_loss(logits: torch.Tensor, target: torch.Tensor, unknown: torch.Ten
     """
     probs = torch.softmax(logits, dim=1)
     merged = merge_unknown(probs, unknown)
-    ce = F.nll_loss(torch.log(merged.clamp_min(1e-6)), target, ignore_index=C.IGNORE_INDEX)
     valid = (target != C.IGNORE_INDEX).float()[:, None]
+    if not bool(valid.any()):  # every pixel ignored (a crop of pseudo-labels): no loss
+        return logits.sum() * 0
+    ce = F.nll_loss(torch.log(merged.clamp_min(1e-6)), target, ignore_index=C.IGNORE_INDEX)
     onehot = F.one_hot(target.clamp(0, logits.shape[1] - 1), logits.shape[1])
     onehot = onehot.permute(0, 3, 1, 2).float() * valid
     known = (1.0 - unknown)[:, :, None, None]
