@@ -101,6 +101,8 @@ def sheet(out: Path, pl: Any, path: Path, levels: tuple[str, ...] = ("L1", "L3",
     """The QC images of the level slices side by side (scaled)."""
     from PIL import Image
 
+    from rcsa.runfolder.qc import side_by_side
+
     chosen = pl.info["levels"]
     panels = []
     for name in levels:
@@ -108,14 +110,8 @@ def sheet(out: Path, pl: Any, path: Path, levels: tuple[str, ...] = ("L1", "L3",
             img = Image.open(out / "qc" / f"D_{name}_k{chosen[name]:03d}.png").convert("RGB")
             panels.append(img.resize((round(img.width * scale), round(img.height * scale)),
                                      Image.Resampling.LANCZOS))
-    h = max(p.height for p in panels)
-    canvas = Image.new("RGB", (sum(p.width for p in panels), h), (0, 0, 0))
-    x = 0
-    for p in panels:
-        canvas.paste(p, (x, 0))
-        x += p.width
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path, optimize=True)
+    side_by_side(panels).save(path, optimize=True)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ def main() -> None:
     torch.set_num_threads(2)
     from rcsa.io import load
     from rcsa.levels import find_levels
+    from rcsa.runfolder.qc import side_by_side
     from rcsa.segment import load_model, segment
     from rcsa.segment.infer import write_outputs
 
@@ -41,13 +42,7 @@ def main() -> None:
     res = segment(ct, lm, names=list(LEVELS), model=load_model(a.model), tta=True)
     with tempfile.TemporaryDirectory() as tmp:
         summary = write_outputs(res, ct, tmp)
-        panels = [Image.open(p).convert("RGB") for p in summary["qc"]]
-        h = max(p.height for p in panels)
-        sheet = Image.new("RGB", (sum(p.width for p in panels), h), (0, 0, 0))
-        x = 0
-        for p in panels:
-            sheet.paste(p, (x, 0))
-            x += p.width
+        sheet = side_by_side([Image.open(p).convert("RGB") for p in summary["qc"]])
         a.out.parent.mkdir(parents=True, exist_ok=True)
         sheet.save(a.out)
     for lv in res:

@@ -152,3 +152,18 @@ def test_segmentation_labels_json_is_the_class_map(written: tuple[ScanResult, Pa
     result, out = written
     doc = json.loads((out / N.SEGMENTATION_LABELS_JSON).read_text())
     assert doc == result.class_map.labels_dict()
+
+
+def test_side_by_side_sheet() -> None:
+    """QC panels left to right, top-aligned on black; no panel is refused."""
+    from PIL import Image
+
+    from rcsa.runfolder.qc import side_by_side
+
+    a, b = Image.new("RGB", (3, 2), (255, 0, 0)), Image.new("L", (2, 4), 128)
+    sheet = side_by_side([a, b])
+    assert sheet.size == (5, 4) and sheet.mode == "RGB"
+    assert sheet.getpixel((0, 0)) == (255, 0, 0) and sheet.getpixel((0, 3)) == (0, 0, 0)
+    assert sheet.getpixel((4, 3)) == (128, 128, 128)
+    with pytest.raises(ValueError, match="no panels"):
+        side_by_side([])

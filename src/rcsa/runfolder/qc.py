@@ -87,3 +87,16 @@ def overlay_png(
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path, compress_level=1)  # QC images: fast, not small
     return path
+
+
+def side_by_side(panels: list[Image.Image]) -> Image.Image:
+    """QC panels pasted left to right on black, top-aligned (a sheet of several slices)."""
+    if not panels:
+        raise ValueError("no panels to put side by side")
+    sheet = Image.new("RGB", (sum(p.width for p in panels), max(p.height for p in panels)),
+                      (0, 0, 0))
+    x = 0
+    for p in panels:
+        sheet.paste(p.convert("RGB"), (x, 0))
+        x += p.width
+    return sheet
