@@ -349,7 +349,7 @@ def test_extra_row_is_measured_and_reported(tmp_path: Path,
     row = m.wide_row()
     assert row["L3_quadratus_lumborum_right_mean_hu"] == pytest.approx(40.0)
     assert row["L4_quadratus_lumborum_reason"]  # L4 not in the level map: a reason, not 0
-    run = content.RunFolder(tmp_path, {"config": cfg.to_dict()},
+    run = content.ReportRun(tmp_path, {"config": cfg.to_dict()},
                             {"levels": {"L3": {"z_mm": 0.0}}}, row, m.long_records())
     rows, _envelopes, _refs = content.muscle_table(run)
     l3 = [r for r in rows if r["level"] == "L3"]

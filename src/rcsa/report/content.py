@@ -7,7 +7,6 @@ in ``report.json`` (at full precision; the page rounds). Sources: an ``rcsa run`
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -25,6 +24,7 @@ from rcsa.measure.plausibility import PlausibleRange, plausibility_table, refere
 from rcsa.nomogram.score import Score, score_patient
 from rcsa.nomogram.spec import BUILTIN_MODELS, DEMO_DISCLAIMER, MODELS_DIR, ModelSpec
 from rcsa.report.inputs import FREE_TEXT_FIELDS, ClinicalInputs, PredictorInput
+from rcsa.report.render import data_uri_png, png_data_uri
 from rcsa.report.spine import spine_section
 
 REPORT_FORMAT = "rcsa-screen-report"
@@ -42,7 +42,7 @@ LEVEL_CONFIDENCE_REVIEW = 0.6
 
 # ------------------------------------------------------------------------------ run folder
 @dataclass(frozen=True)
-class RunFolder:
+class ReportRun:
     """The parts of an ``rcsa run`` / ``rcsa measure`` output folder that a report uses, as
     plain values (read through :mod:`rcsa.runfolder`)."""
 
@@ -60,17 +60,13 @@ class RunFolder:
         return runfolder.RunFolder(self.path).image(name)
 
 
-def is_run_folder(path: Path) -> bool:
-    return runfolder.is_run_folder(path)
-
-
 def _none(v: Any) -> Any:
     if isinstance(v, float) and math.isnan(v):
         return None
     return v
 
 
-def read_run_folder(path: str | Path) -> RunFolder:
+def read_run_folder(path: str | Path) -> ReportRun:
     """Read an output folder of ``rcsa run`` (read-only); typed errors name the missing file."""
     folder = runfolder.open_run_folder(path, require=runfolder.names.REQUIRED_FILES)
     run, levels = folder.record, folder.levels_document
@@ -85,7 +81,7 @@ def read_run_folder(path: str | Path) -> RunFolder:
     for r in long:
         for k in ("flag", "reason", "side", "normaliser", "unit"):
             r[k] = "" if r.get(k) is None else str(r[k])
-    return RunFolder(folder.path, run, levels, wide, long)
+    return ReportRun(folder.path, run, levels, wide, long)
 
 
 def feature_reasons(wide: Mapping[str, Any]) -> dict[str, str]:
@@ -102,15 +98,8 @@ def feature_reasons(wide: Mapping[str, Any]) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------ sections
-def data_uri_png(data: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
-
-def _png_file(path: Path | None) -> str | None:
-    return data_uri_png(path.read_bytes()) if path is not None else None
-
-
-def scan_summary(run: RunFolder, identifiers: Mapping[str, str | None] | None,
+def scan_summary(run: ReportRun, identifiers: Mapping[str, str | None] | None,
                  acquisition: Mapping[str, Any] | None, show_phi: bool) -> dict[str, Any]:
     """Scan facts; identifiers, the input path and dates only with ``show_phi``."""
     scan = run.run.get("scan", {})
@@ -162,12 +151,12 @@ def _range_doc(rng: PlausibleRange | None, ref_numbers: dict[str, int]) -> dict[
     }
 
 
-def _level_order(run: RunFolder) -> dict[str, float]:
+def _level_order(run: ReportRun) -> dict[str, float]:
     z = {name: lv.get("z_mm") for name, lv in run.levels.get("levels", {}).items()}
     return {k: -float(v) if v is not None else math.inf for k, v in z.items()}
 
 
-def muscle_table(run: RunFolder) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+def muscle_table(run: ReportRun) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
                                            dict[str, int]]:
     """Rows per level x structure x side with CSA, rCSA, HU, fat %, asymmetry, flags and the
     plausibility envelopes (with numbered sources); the distinct envelopes; source numbers."""
@@ -240,7 +229,7 @@ def muscle_table(run: RunFolder) -> tuple[list[dict[str, Any]], list[dict[str, A
     return rows, env_docs, ref_numbers
 
 
-def levels_section(run: RunFolder, table_levels: Sequence[str]) -> list[dict[str, Any]]:
+def levels_section(run: ReportRun, table_levels: Sequence[str]) -> list[dict[str, Any]]:
     out = []
     for name, lv in run.levels.get("levels", {}).items():
         out.append({
@@ -256,7 +245,7 @@ def levels_section(run: RunFolder, table_levels: Sequence[str]) -> list[dict[str
     return out
 
 
-def qc_section(run: RunFolder, table_levels: Sequence[str]) -> dict[str, Any]:
+def qc_section(run: ReportRun, table_levels: Sequence[str]) -> dict[str, Any]:
     seg_flags = run.run.get("notes", {}).get("segmentation_flags", {}) or {}
     overlays = []
     for name in table_levels:
@@ -265,13 +254,14 @@ def qc_section(run: RunFolder, table_levels: Sequence[str]) -> dict[str, Any]:
             "level": name,
             "slice_index": lv.get("slice_index"),
             "z_mm": lv.get("z_mm"),
-            "image": _png_file(run.image(name)),
+            "image": png_data_uri(run.image(name)),
             "segmentation_flags": list(seg_flags.get(name, [])),
         })
-    return {"level_map_image": _png_file(run.image("levels")), "overlays": overlays}
+    return {"level_map_image": png_data_uri(run.image(runfolder.names.LEVEL_MAP_IMAGE)),
+            "overlays": overlays}
 
 
-def trust_section(run: RunFolder, rows: Sequence[Mapping[str, Any]],
+def trust_section(run: ReportRun, rows: Sequence[Mapping[str, Any]],
                   levels: Sequence[Mapping[str, Any]],
                   overlays: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Everything that says the numbers may be wrong, in one list, and a one-line verdict."""
@@ -308,7 +298,7 @@ def trust_section(run: RunFolder, rows: Sequence[Mapping[str, Any]],
     }
 
 
-def key_muscles(run: RunFolder, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def key_muscles(run: ReportRun, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Both-sides CSA / rCSA of each muscle at its primary level (``[levels] muscles``)."""
     primary = run.run.get("config", {}).get("levels", {}).get("muscles", {}) or {}
     out = []
@@ -435,7 +425,7 @@ def nomogram_image(spec: ModelSpec | None, s: Score | None) -> str | None:
 
 
 def build_document(
-    run: RunFolder,
+    run: ReportRun,
     spec: ModelSpec | None,
     inputs: ClinicalInputs,
     preds: Sequence[PredictorInput],

@@ -12,6 +12,7 @@ time). When WeasyPrint or the Pango library it needs is missing, :func:`pdf_engi
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Mapping
 from functools import lru_cache
@@ -21,6 +22,16 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from rcsa.errors import ReportError
+
+
+def data_uri_png(data: bytes) -> str:
+    """PNG bytes as a ``data:`` URI (the report embeds its images)."""
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def png_data_uri(path: Path | None) -> str | None:
+    """A PNG file as a ``data:`` URI; None for no file."""
+    return data_uri_png(path.read_bytes()) if path is not None else None
 
 PDF_ENGINE = "weasyprint"
 

@@ -28,16 +28,10 @@ from rcsa.errors import InputError, InputNotFoundError
 from rcsa.measure import wide_columns
 from rcsa.nomogram.spec import ModelSpec, load_spec
 from rcsa.outputs import staged_folder
-from rcsa.report.content import (
-    RunFolder,
-    build_document,
-    feature_reasons,
-    is_run_folder,
-    read_run_folder,
-)
+from rcsa.report.content import ReportRun, build_document, feature_reasons, read_run_folder
 from rcsa.report.inputs import ClinicalInputs, collect_inputs, resolve_predictors
 from rcsa.report.render import PDF_ENGINE, pdf_engine, render_html, render_pdf
-from rcsa.runfolder import check_output_dir, open_run_folder
+from rcsa.runfolder import check_output_dir, is_run_folder, open_run_folder
 from rcsa.runfolder.names import RUN_JSON
 
 if TYPE_CHECKING:
@@ -84,7 +78,7 @@ def _strip_images(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _identifiers_from_run(run: RunFolder) -> tuple[dict[str, str | None] | None, str | None]:
+def _identifiers_from_run(run: ReportRun) -> tuple[dict[str, str | None] | None, str | None]:
     """Identifiers for ``--show-phi`` from a run folder: re-read the header of the scan that
     ``run.json`` records (run folders store no identifiers)."""
     scan = run.run.get("inputs", {}).get("scan")

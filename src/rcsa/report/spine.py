@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Any, Protocol
 
-from rcsa.runfolder.names import SPINE_IMAGE, qc_image
+from rcsa.report.render import png_data_uri
+from rcsa.runfolder.names import SPINE_IMAGE
 from rcsa.spine import SPINE_VERTEBRAE
 
 #: Shown under the table: what the figures are and are not.
@@ -22,8 +22,7 @@ SPINE_NOTE = (
 
 
 class _Run(Protocol):
-    @property
-    def path(self) -> Path: ...
+    def image(self, name: str) -> Path | None: ...
 
     @property
     def wide(self) -> dict[str, Any]: ...
@@ -54,9 +53,7 @@ def spine_section(run: _Run) -> dict[str, Any] | None:
             "morphology": w.get(f"{v}_genant_morphology"),
             "trabecular_hu": w.get(f"{v}_trabecular_hu"),
         })
-    png = run.path / qc_image(SPINE_IMAGE)
-    image = ("data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
-             if png.is_file() else None)
+    image = png_data_uri(run.image(SPINE_IMAGE))
     return {
         "rows": rows,
         "fractured_vertebrae_n": w.get("fractured_vertebrae_n"),
