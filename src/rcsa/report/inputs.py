@@ -246,7 +246,7 @@ def _scan_detail(column: str, features: Mapping[str, Any]) -> str:
         if not _is_missing(not_graded):
             text += f"; not graded: {not_graded} (the count may be too low)"
         near = [v for v in str(which or "").split(";")
-                if v and features.get(f"{v}_genant_needs_review") in (1, 1.0, "1", True)]
+                if v and features.get(f"{v}_genant_needs_review") == 1]
         if near:
             text += (f"; {', '.join(near)} near a Genant threshold: check the sagittal sheet, "
                      "or give the count with --set")
