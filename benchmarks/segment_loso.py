@@ -54,8 +54,6 @@ DICE_GOOD = 0.8
 def cross_subject(model: Any) -> dict[str, Any]:
     """The held-out model on every slice of subject B: 3-D Dice and per-slice records."""
     from rcsa.segment.evaluate import per_class_dice, segment_subject_b
-    from rcsa.segment.infer import NEEDS_REVIEW_BELOW
-
     res, ref = segment_subject_b(model, tta=True, root=SAMPLE)
     pred = np.stack([lv.labels for lv in res])
     per = per_class_dice(pred, ref)
@@ -68,8 +66,40 @@ def cross_subject(model: Any) -> dict[str, Any]:
             conf = lv.seg_confidence.get(name)
             slices.append({"k": lv.slice_index, "structure": name, "dice": dice[name],
                            "seg_confidence": conf,
-                           "needs_review": conf is None or conf < NEEDS_REVIEW_BELOW})
-    return {"dice_3d": {k: per[k] for k in CLASSES_B}, "slices": slices}
+                           "needs_review": conf is None or conf < lv.review_below})
+    return {"dice_3d": {k: per[k] for k in CLASSES_B}, "slices": slices,
+            "needs_review_below": res[0].review_below if res else None}
+
+
+THRESHOLDS = tuple(round(0.5 + 0.01 * i, 2) for i in range(50))
+
+
+def _shares(slices: list[dict[str, Any]], t: float) -> tuple[float | None, float | None]:
+    dice = np.array([s["dice"] for s in slices], float)
+    conf = np.array([s["seg_confidence"] if s["seg_confidence"] is not None else 0.0
+                     for s in slices], float)
+    bad, flagged = dice < DICE_GOOD, conf < t
+    return (float(flagged[bad].mean()) if bad.any() else None,
+            float(flagged[~bad].mean()) if (~bad).any() else None)
+
+
+def split_half_threshold(slices: list[dict[str, Any]]) -> dict[str, Any]:
+    """An honest threshold: chosen on one contiguous half of B's slices (the lowest
+    threshold that flags >= 0.9 of that half's Dice < 0.8 rows), reported on the other half,
+    both ways round. Contiguous halves, not alternate slices: neighbouring 5 mm slices are
+    nearly the same image."""
+    ks = sorted({s["k"] for s in slices})
+    halves = (set(ks[: len(ks) // 2]), set(ks[len(ks) // 2:]))
+    out = []
+    for fit, test in ((0, 1), (1, 0)):
+        fit_rows = [s for s in slices if s["k"] in halves[fit]]
+        test_rows = [s for s in slices if s["k"] in halves[test]]
+        chosen = next((t for t in THRESHOLDS if (_shares(fit_rows, t)[0] or 0.0) >= 0.9),
+                      THRESHOLDS[-1])
+        bad, good = _shares(test_rows, chosen)
+        out.append({"threshold": chosen, "test_share_bad_flagged": bad,
+                    "test_share_good_flagged": good, "test_rows": len(test_rows)})
+    return {"folds": out}
 
 
 def confidence_figures(slices: list[dict[str, Any]]) -> dict[str, Any]:
@@ -77,6 +107,8 @@ def confidence_figures(slices: list[dict[str, Any]]) -> dict[str, Any]:
     out = _confidence(slices)
     out["autochthon_only"] = _confidence([s for s in slices
                                           if s["structure"].startswith("autochthon")])
+    out["split_half"] = split_half_threshold(slices)
+    out["sweep"] = {str(t): _shares(slices, t) for t in THRESHOLDS[::5]}
     return out
 
 
@@ -187,7 +219,13 @@ def table(res: dict[str, Any], baseline: dict[str, Any] | None) -> str:
                  f"{c['n_dice_below_0.8']} with Dice < 0.8): Spearman "
                  f"{_f(c['spearman_confidence_vs_dice'])}; Dice<0.8 flagged "
                  f"{_f(c['share_bad_flagged'])} (target >= 0.9); Dice>=0.8 flagged "
-                 f"{_f(c['share_good_flagged'])} (target <= 0.2)")
+                 f"{_f(c['share_good_flagged'])} (target <= 0.2); threshold "
+                 f"{_f(res['cross_subject'].get('needs_review_below'))}")
+        for i, f in enumerate(c["split_half"]["folds"]):
+            L.append(f"   split-half fold {i + 1}: threshold {f['threshold']:.2f} chosen on one "
+                     f"half of B, on the other half Dice<0.8 flagged "
+                     f"{_f(f['test_share_bad_flagged'])}, Dice>=0.8 flagged "
+                     f"{_f(f['test_share_good_flagged'])}")
         c = c["autochthon_only"]
         L.append(f"   MF+ES rows only ({c['n']}, {c['n_dice_below_0.8']} with Dice < 0.8): "
                  f"Spearman {_f(c['spearman_confidence_vs_dice'])}; Dice<0.8 flagged "

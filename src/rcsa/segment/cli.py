@@ -1,6 +1,7 @@
 """CLI commands of the segmentation package, registered on the main ``rcsa`` app.
 
-``rcsa prepare-training``, ``rcsa prepare-pseudo``, ``rcsa train`` and ``rcsa segment``.
+``rcsa prepare-training``, ``rcsa prepare-pseudo``, ``rcsa train``, ``rcsa ensemble`` and
+``rcsa segment``.
 Heavy imports (torch, MONAI) happen inside the commands, so ``rcsa --help`` and ``rcsa info``
 stay fast.
 """
@@ -231,6 +232,28 @@ def register(app: typer.Typer, fail: Fail) -> None:
             raise fail(exc) from None
         out.print(f"model written to {out_dir / 'model'} ({summary['epochs_run']} epochs, "
                   f"{summary['seconds']} s)", highlight=False)
+
+    @app.command("ensemble")
+    def ensemble_cmd(
+        models: Annotated[list[Path], typer.Argument(
+            help="Two or more trained models (metadata.json or its folder), e.g. RUN/model.")],
+        out_dir: Annotated[Path, typer.Option("--out", help="New model folder.")],
+        name: Annotated[str | None, typer.Option("--name", help="Model name.")] = None,
+        needs_review_below: Annotated[float | None, typer.Option(
+            "--needs-review-below", min=0.0, max=1.0,
+            help="Calibrated agreement threshold recorded in the model (docs/segment.md).")
+        ] = None,
+    ) -> None:
+        """Combine models trained apart (other seeds) into one ensemble model: the mean of
+        their probabilities is the prediction, their agreement the confidence."""
+        try:
+            from rcsa.segment.model import write_ensemble
+
+            meta = write_ensemble(models, out_dir, name=name,
+                                  needs_review_below=needs_review_below)
+        except Exception as exc:
+            raise fail(exc) from None
+        out.print(f"ensemble of {len(models)} models written to {meta.parent}", highlight=False)
 
     @app.command("segment")
     def segment_cmd(

@@ -54,11 +54,13 @@ class LevelSegmentation:
     #: per predicted structure: agreement of the test-time passes with the result
     #: (:func:`tta_agreement`, 0..1); empty when segmented without ``confidence``
     seg_confidence: Mapping[str, float] = field(default_factory=dict)
+    #: the model's threshold (:func:`needs_review_below`) that :attr:`needs_review` applies
+    review_below: float = NEEDS_REVIEW_BELOW
 
     @property
     def needs_review(self) -> tuple[str, ...]:
-        """Structures whose :attr:`seg_confidence` is below :data:`NEEDS_REVIEW_BELOW`."""
-        return tuple(n for n, v in self.seg_confidence.items() if v < NEEDS_REVIEW_BELOW)
+        """Structures whose :attr:`seg_confidence` is below :attr:`review_below`."""
+        return tuple(n for n, v in self.seg_confidence.items() if v < self.review_below)
 
     @property
     def pixel_area_mm2(self) -> float:
@@ -293,6 +295,14 @@ def tta_agreement(final: npt.NDArray[Any], passes: Sequence[npt.NDArray[Any]],
     return out
 
 
+def needs_review_below(model: LoadedModel) -> float:
+    """The agreement below which a structure needs review: the model's own calibrated
+    threshold (``confidence.needs_review_below`` in its metadata.json, set where the model
+    was evaluated) or :data:`NEEDS_REVIEW_BELOW`."""
+    v = model.metadata.get("confidence", {}).get("needs_review_below")
+    return float(v) if isinstance(v, int | float) and 0.0 < float(v) <= 1.0 else NEEDS_REVIEW_BELOW
+
+
 def _flags(labels: npt.NDArray[np.uint8], conf: Mapping[str, float], cmap: ClassMap,
            post: Mapping[str, int] | None = None) -> tuple[str, ...]:
     flags = [f"low confidence {name} ({v:.2f})" for name, v in conf.items() if v < LOW_CONFIDENCE]
@@ -339,10 +349,13 @@ def segment(
     anywhere in a scan whose spine is present and pelvis absent
     (:func:`rcsa.segment.postprocess.gluteal_ceiling`).
 
-    ``confidence`` (default) runs the original, mirrored and zoomed passes in one batch and
-    gives each structure its test-time agreement (``seg_confidence``, :func:`tta_agreement`)
-    and, below :data:`NEEDS_REVIEW_BELOW`, a ``needs_review`` mark and QC flag; the
-    probabilities are the original pass (mean with the mirrored one with ``tta``) either way.
+    ``confidence`` (default) gives each structure an agreement score (``seg_confidence``,
+    :func:`tta_agreement`) and, below the model's threshold (:func:`needs_review_below`), a
+    ``needs_review`` mark and QC flag. For a single network it runs the original, mirrored and
+    zoomed passes in one batch and scores their agreement; the probabilities are the original
+    pass (mean with the mirrored one with ``tta``) either way. For an ensemble
+    (:class:`~rcsa.segment.model.EnsembleNetwork`) the probabilities are the members' mean and
+    the score is each member's agreement with it, at no extra cost.
     """
     t0 = time.time()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -358,23 +371,44 @@ def segment(
     cmap = m.class_map
     perm = cmap.lr_permutation()
     out: list[LevelSegmentation] = []
+    below = needs_review_below(m)
+    kind = "ensemble agreement" if m.is_ensemble else "test-time agreement"
     spacing = (float(ct.spacing_mm[0]), float(ct.spacing_mm[1]))
     native = (int(ct.voxels.shape[1]), int(ct.voxels.shape[2]))
     for name, k in pairs:
         if not 0 <= k < nk:
             raise InputError(f"level {name}: slice {k} outside the scan (0..{nk - 1})")
     stacks = [slice_stack(ct, k, m.preprocessing) for _, k in pairs]
-    passes = ["orig"]
-    if tta or confidence:
-        passes.append("flip")
-    if confidence:
-        passes.append("scale")
-    res = predict_passes(m.network, stacks, dev, m.preprocessing.patch_size, passes, perm)
-    if tta:
-        all_probs = [np.asarray((a + b) / 2, np.float32)
-                     for a, b in zip(res["orig"], res["flip"], strict=True)]
+    roi = m.preprocessing.patch_size
+    # probabilities whose arg-max the agreement compares with the final labels, per image
+    check_probs: list[list[npt.NDArray[np.float32]]] = []
+    if m.is_ensemble:
+        # each member once (with its mirrored pass under ``tta``); the prediction is the mean
+        # of the members, the confidence their agreement with it: no extra passes needed
+        base = ("orig", "flip") if tta else ("orig",)
+        member_probs = []
+        for mem in m.members:
+            r = predict_passes(mem, stacks, dev, roi, base, perm)
+            member_probs.append([np.asarray(sum(r[ps][i] for ps in base) / len(base), np.float32)
+                                 for i in range(len(stacks))])
+        all_probs = [np.asarray(sum(mp[i] for mp in member_probs) / len(member_probs),
+                                np.float32) for i in range(len(stacks))]
+        if confidence:
+            check_probs = [[mp[i] for mp in member_probs] for i in range(len(stacks))]
     else:
-        all_probs = res["orig"]
+        passes = ["orig"]
+        if tta or confidence:
+            passes.append("flip")
+        if confidence:
+            passes.append("scale")
+        res = predict_passes(m.network, stacks, dev, roi, passes, perm)
+        if tta:
+            all_probs = [np.asarray((a + b) / 2, np.float32)
+                         for a, b in zip(res["orig"], res["flip"], strict=True)]
+        else:
+            all_probs = res["orig"]
+        if confidence:
+            check_probs = [[res[ps][i] for ps in passes] for i in range(len(stacks))]
     for i, ((name, k), probs) in enumerate(zip(pairs, all_probs, strict=True)):
         model_shape = (int(probs.shape[1]), int(probs.shape[2]))
         probs = probabilities_to_native(probs, native)
@@ -391,8 +425,7 @@ def segment(
         agreement: dict[str, float] = {}
         if confidence:
             pass_labels = []
-            for ps in passes:
-                pp = res[ps][i]
+            for pp in check_probs[i]:
                 if banned:
                     pp = pp.copy()
                     pp[banned] = 0.0
@@ -403,15 +436,16 @@ def segment(
                     agreement[c.name] = 0.0  # anatomy says it is there; the model missed it
         flags = _flags(labels, conf, cmap, info)
         flags += tuple(
-            f"needs review: {n} " + (f"(test-time agreement {v:.2f} < {NEEDS_REVIEW_BELOW})"
+            f"needs review: {n} " + (f"({kind} {v:.2f} < {below})"
                                      if n not in cmap.names or (labels == cmap.id_of(n)).any()
                                      else f"expected at {name}, not found")
-            for n, v in agreement.items() if v < NEEDS_REVIEW_BELOW)
+            for n, v in agreement.items() if v < below)
         out.append(
             LevelSegmentation(
                 level=name, slice_index=k, z_mm=ct.slice_z_mm(k), labels=labels,
                 spacing_mm=spacing, class_map=cmap, confidence=conf,
                 flags=flags, postprocessing=info, seg_confidence=agreement,
+                review_below=below,
             )
         )
     info_meta = {
@@ -420,8 +454,10 @@ def segment(
         "metadata": str(m.path),
         "sha256": m.metadata.get("weights", {}).get("sha256"),
         "tta": tta,
-        "confidence": "test-time agreement (orig, flip, scale)" if confidence else "off",
-        "needs_review_below": NEEDS_REVIEW_BELOW,
+        "confidence": ("off" if not confidence
+                       else f"ensemble agreement ({len(m.members)} members)" if m.is_ensemble
+                       else "test-time agreement (orig, flip, scale)"),
+        "needs_review_below": below,
         "postprocessing": post,
         "device": str(dev),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,15 +49,47 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+#: ``model.pt`` of an ensemble: ``{"format": ENSEMBLE_FORMAT, "members": [state_dict, ...]}``.
+ENSEMBLE_FORMAT = "rcsa-ensemble/1"
+
+
+class EnsembleNetwork(torch.nn.Module):
+    """Networks of one architecture trained apart (other seeds), combined as the mean of their
+    soft-max probabilities (a deep ensemble, Lakshminarayanan et al., NeurIPS 2017).
+
+    ``forward`` returns the *logarithm* of the mean probabilities, so that ``softmax`` of the
+    output - what every caller applies to a network's logits - is exactly that mean.
+    """
+
+    def __init__(self, members: Sequence[torch.nn.Module]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ModelError("an ensemble needs at least two member networks")
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = torch.stack([torch.softmax(m(x), dim=1) for m in self.members]).mean(0)
+        return torch.log(p.clamp_min(1e-12))
+
+
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
-    """A network ready for inference, with what it needs to interpret its output."""
+    """A network ready for inference, with what it needs to interpret its output.
+
+    ``network`` is what to run for the prediction (an :class:`EnsembleNetwork` for an
+    ensemble); ``members`` the ensemble's member networks (empty for a single network), whose
+    disagreement is the ensemble's confidence (:func:`rcsa.segment.infer.segment`)."""
 
     network: torch.nn.Module
     class_map: ClassMap
     preprocessing: Preprocessing
     metadata: Mapping[str, Any]
     path: Path
+    members: tuple[torch.nn.Module, ...] = ()
+
+    @property
+    def is_ensemble(self) -> bool:
+        return len(self.members) > 1
 
 
 def load_model(path: Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
@@ -91,9 +123,97 @@ def load_model(path: Path | None = None, device: str | torch.device = "cpu") -> 
         )
     class_map = class_map_from_metadata(meta)
     pre = Preprocessing.from_json(meta["preprocessing"])
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise ModelError(f"model weights unreadable: {exc}", weights) from exc
+    if isinstance(state, dict) and state.get("format") == ENSEMBLE_FORMAT:
+        states = state.get("members")
+        n_meta = int(meta.get("ensemble", {}).get("members", 0))
+        if not isinstance(states, list) or len(states) < 2 or len(states) != n_meta:
+            raise ModelError(f"ensemble weights hold {len(states or [])} members but "
+                             f"metadata.json records {n_meta}", weights)
+        members = []
+        for i, sd in enumerate(states):
+            m = build_network(meta["architecture"], pre.in_channels, len(class_map))
+            try:
+                m.load_state_dict(sd)
+            except RuntimeError as exc:
+                raise ModelError(f"ensemble member {i}: {exc}", weights) from exc
+            members.append(m)
+        ens = EnsembleNetwork(members)
+        ens.to(device)
+        ens.eval()
+        return LoadedModel(ens, class_map, pre, meta, meta_path, tuple(members))
     net = build_network(meta["architecture"], pre.in_channels, len(class_map))
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    net.load_state_dict(state)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(f"model weights do not fit the architecture: {exc}", weights) from exc
     net.to(device)
     net.eval()
     return LoadedModel(net, class_map, pre, meta, meta_path)
+
+
+def write_ensemble(models: Sequence[Path], out: Path, *, name: str | None = None,
+                   needs_review_below: float | None = None) -> Path:
+    """Combine trained models (each a ``metadata.json`` or its folder) into one ensemble model
+    folder ``out`` (``model.pt`` + ``metadata.json``); returns the metadata path.
+
+    The members must share classes, preprocessing and architecture (else
+    :class:`~rcsa.errors.ModelError`); each is checksum-verified as it loads. ``out`` must not
+    hold a model already (nothing is overwritten). The metadata records every member's training
+    block (seed, subjects, epochs) under ``ensemble.member_training``. ``needs_review_below``
+    (the calibrated agreement threshold, docs/segment.md "Confidence") goes to
+    ``confidence.needs_review_below``.
+    """
+    if len(models) < 2:
+        raise ModelError("an ensemble needs at least two models")
+    if needs_review_below is not None and not 0.0 < needs_review_below <= 1.0:
+        raise ModelError(f"needs_review_below {needs_review_below} outside (0, 1]", out)
+    loaded = [load_model(p) for p in models]
+    first = loaded[0]
+    for m in loaded[1:]:
+        for key in ("classes", "preprocessing", "architecture"):
+            if m.metadata.get(key) != first.metadata.get(key):
+                raise ModelError(f"ensemble members differ in {key!r} ({first.path} vs "
+                                 f"{m.path})", m.path)
+        if m.is_ensemble:
+            raise ModelError("an ensemble member is itself an ensemble", m.path)
+    if first.is_ensemble:
+        raise ModelError("an ensemble member is itself an ensemble", first.path)
+    out = Path(out)
+    if (out / "metadata.json").exists() or (out / "model.pt").exists():
+        raise ModelError("output folder already holds a model (nothing is overwritten)", out)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "model.pt"
+    tmp = out / "model.pt.partial"
+    torch.save({"format": ENSEMBLE_FORMAT,
+                "members": [m.network.state_dict() for m in loaded]}, tmp)
+    tmp.replace(target)
+    meta = {k: v for k, v in first.metadata.items() if k not in ("training", "metrics", "name")}
+    if name:
+        meta["name"] = name
+    meta["weights"] = {"file": target.name, "sha256": sha256_file(target),
+                       "bytes": target.stat().st_size}
+    trainings = [dict(m.metadata.get("training", {})) for m in loaded]
+    meta["ensemble"] = {
+        "members": len(loaded),
+        "combine": "mean of the members' soft-max probabilities",
+        "confidence": "agreement of each member's arg-max with the ensemble's (mean Dice)",
+        "member_weights_sha256": [str(m.metadata["weights"]["sha256"]) for m in loaded],
+        "member_training": trainings,
+    }
+    subjects = sorted({s for t in trainings for s in t.get("train_subjects") or []})
+    meta["training"] = {"train_subjects": subjects,
+                        "val_subjects": sorted({s for t in trainings
+                                                for s in t.get("val_subjects") or []}),
+                        "members": [{"seed": t.get("config", {}).get("seed"),
+                                     "epochs_run": t.get("epochs_run"),
+                                     "weights_from": t.get("weights_from")} for t in trainings]}
+    meta["metrics"] = {}
+    if needs_review_below is not None:
+        meta["confidence"] = {"needs_review_below": float(needs_review_below),
+                              "score": "ensemble agreement"}
+    (out / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return out / "metadata.json"
