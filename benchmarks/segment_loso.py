@@ -68,7 +68,7 @@ def cross_subject(model: Any) -> dict[str, Any]:
                            "seg_confidence": conf,
                            "needs_review": conf is None or conf < lv.review_below})
     return {"dice_3d": {k: per[k] for k in CLASSES_B}, "slices": slices,
-            "needs_review_below": res[0].review_below if res else None}
+            "needs_review_below": res.model_info.get("needs_review_below")}
 
 
 THRESHOLDS = tuple(round(0.5 + 0.01 * i, 2) for i in range(50))

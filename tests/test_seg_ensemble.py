@@ -147,3 +147,32 @@ def test_cli_ensemble(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["ensemble", str(a), str(b), "--out", str(tmp_path / "ens")])
     assert r.exit_code not in (0, 1), r.output
     assert "already holds a model" in r.output
+
+
+CANDIDATE = DEFAULT_MODEL.parent / "candidates" / "v0.4-ensemble" / "metadata.json"
+CANDIDATE_A_ONLY = (Path(__file__).resolve().parents[1] / "benchmarks" / "models"
+                    / "v0.4-ensemble-A-only" / "metadata.json")
+
+
+def test_committed_v04_candidate_is_the_documented_ensemble(abdomen: Path) -> None:
+    """The v0.4 candidate (docs/model_card.md): v0.3 plus three `--synth tissue` seeds,
+    trained on A and B; its A-only sibling the same four recipes with B held out."""
+    full, held = load_model(CANDIDATE), load_model(CANDIDATE_A_ONLY)
+    for m, subjects, val in ((full, ["A", "B"], []), (held, ["A"], ["B"])):
+        assert m.is_ensemble and len(m.members) == 4
+        t = m.metadata["training"]
+        assert t["train_subjects"] == subjects and t["val_subjects"] == val
+        synth = [mt["config"].get("synth") or []
+                 for mt in m.metadata["ensemble"]["member_training"]]
+        assert [bool(s) for s in synth] == [False, True, True, True]
+        assert [mm["seed"] for mm in t["members"]] == [0, 0, 1, 2]
+    # the shipped v0.3 weights are the candidate's first member, bit for bit
+    single = load_model()
+    for k, v in single.network.state_dict().items():
+        assert torch.equal(v, full.members[0].state_dict()[k]), k
+    ct = load(abdomen / "ct.nii.gz")
+    lv = segment(ct, {"L3": 72}, model=full)["L3"]
+    for n in ("psoas_left", "psoas_right", "multifidus_left", "erector_spinae_right",
+              "vertebral_body"):
+        assert lv.area_mm2(n) > 100.0, n
+        assert 0.0 < lv.seg_confidence[n] <= 1.0
