@@ -133,26 +133,28 @@ def load_model(path: Path | None = None, device: str | torch.device = "cpu") -> 
         if not isinstance(states, list) or len(states) < 2 or len(states) != n_meta:
             raise ModelError(f"ensemble weights hold {len(states or [])} members but "
                              f"metadata.json records {n_meta}", weights)
-        members = []
-        for i, sd in enumerate(states):
-            m = build_network(meta["architecture"], pre.in_channels, len(class_map))
-            try:
-                m.load_state_dict(sd)
-            except RuntimeError as exc:
-                raise ModelError(f"ensemble member {i}: {exc}", weights) from exc
-            members.append(m)
+        members = [_network(meta, pre, len(class_map), sd, weights, f"ensemble member {i}")
+                   for i, sd in enumerate(states)]
         ens = EnsembleNetwork(members)
         ens.to(device)
         ens.eval()
         return LoadedModel(ens, class_map, pre, meta, meta_path, tuple(members))
-    net = build_network(meta["architecture"], pre.in_channels, len(class_map))
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ModelError(f"model weights do not fit the architecture: {exc}", weights) from exc
+    net = _network(meta, pre, len(class_map), state, weights,
+                   "model weights do not fit the architecture")
     net.to(device)
     net.eval()
     return LoadedModel(net, class_map, pre, meta, meta_path)
+
+
+def _network(meta: Mapping[str, Any], pre: Preprocessing, n_classes: int, state: Any,
+             weights: Path, what: str) -> torch.nn.Module:
+    """The recorded architecture with ``state`` loaded (``ModelError`` naming ``what``)."""
+    net = build_network(meta["architecture"], pre.in_channels, n_classes)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(f"{what}: {exc}", weights) from exc
+    return net
 
 
 def write_ensemble(models: Sequence[Path], out: Path, *, name: str | None = None,
