@@ -484,3 +484,26 @@ def test_shipped_model_loads_and_segments(abdomen: Path) -> None:
         a, b = np.isin(pred, ids), ref == ref_id
         dice = 2 * (a & b).sum() / (a.sum() + b.sum())
         assert dice > 0.7, (ref_id, dice)
+
+
+def test_body_box_ignores_what_lies_outside_the_patient() -> None:
+    """Couch, wires and edge specks do not widen the box the network sees; the arms and a
+    trunk cut in two large parts do (subject D's failure: a box 2x the body from specks)."""
+    from rcsa.segment.infer import BODY_MARGIN_PX as M
+    from rcsa.segment.infer import body_box
+
+    img = np.zeros((3, 200, 220), np.float32)
+    img[:, 60:140, 50:170] = 0.6  # trunk 80 x 120 px
+    want = (60 - M, 140 + M, 50 - M, 170 + M)
+    assert body_box(img) == want
+    img[:, 190:193, 2:5] = 0.9  # edge speck
+    img[:, 150:153, 10:210] = 0.8  # couch: a thin band below the patient
+    img[:, 40:42, 30:190] = 0.8  # a wire above
+    assert body_box(img) == want
+    img[:, 70:100, 180:200] = 0.6  # an arm beside the trunk: 600 px, 6 % of the trunk
+    assert body_box(img) == (60 - M, 140 + M, 50 - M, 200 + M)
+    img2 = np.zeros_like(img)
+    img2[:, 60:140, 50:100] = 0.6  # a trunk split by a gap into two large halves
+    img2[:, 60:140, 110:170] = 0.6
+    img2[1, 5:7, 5:7] = 0.6  # a speck on the centre channel
+    assert body_box(img2) == want

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from rcsa.anatomy import ANATOMY
 from rcsa.errors import InputError
@@ -145,18 +146,48 @@ def level_slices(levels: LevelMap | Mapping[str, int | Level],
 
 #: Body bounding box: pixels of the centre channel above this normalised intensity (with the
 #: default window of -250..350 HU, 0.1 is about -190 HU: fat and every denser tissue, not air
-#: or lung) are the body; the network sees that box plus ``BODY_MARGIN_PX``.
+#: or lung) are body candidates; the network sees the box of the body (:func:`body_mask`) plus
+#: ``BODY_MARGIN_PX``.
 BODY_LEVEL = 0.1
 BODY_MARGIN_PX = 8
+#: The body mask that sets the box: the candidates opened with a disc of this radius (px of
+#: the network grid, 2 mm: a 4 mm radius), which removes what is thin (the couch, positioning
+#: aids, ECG leads, wires, stray pixels at the edge of the reconstruction circle), then the
+#: largest 8-connected component (the trunk) and every component of at least
+#: ``BODY_COMPONENT_SHARE`` of its size (the arms, a trunk cut in parts by the field of view).
+BODY_OPENING_PX = 2
+BODY_COMPONENT_SHARE = 0.02
+
+
+def body_mask(image: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """The patient's body on the centre channel of a (channels, H, W) input (see
+    ``BODY_OPENING_PX``); all False when nothing is above ``BODY_LEVEL``."""
+    body = image[image.shape[0] // 2] > BODY_LEVEL
+    r = BODY_OPENING_PX
+    if r > 0:
+        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+        body = ndimage.binary_opening(body, structure=(yy**2 + xx**2) <= r * r)
+    lab, n = ndimage.label(body, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return np.zeros(body.shape, bool)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    keep = np.flatnonzero(sizes >= BODY_COMPONENT_SHARE * sizes.max()) + 1
+    return np.asarray(np.isin(lab, keep))
 
 
 def body_box(image: npt.NDArray[np.float32], margin: int = BODY_MARGIN_PX
              ) -> tuple[int, int, int, int]:
-    """(row0, row1, col0, col1), end-exclusive, of the body in a (channels, H, W) input: the
-    pixels of the centre channel above ``BODY_LEVEL``, grown by ``margin``; the whole image
-    when nothing is above it."""
+    """(row0, row1, col0, col1), end-exclusive, of the body (:func:`body_mask`) in a
+    (channels, H, W) input, grown by ``margin``; the whole image when there is no body.
+
+    Why a mask and not every pixel above the level: anything dense outside the patient widens
+    such a box (specks at the edge of subject D's 3 mm reconstruction made its box 460 x 560 mm
+    around a 290 x 230 mm body), and the sliding window over it cuts the body at window edges;
+    the network then missed most paraspinal muscle at L1-L5 (docs/model_card.md, "Issue 16
+    (session 8)").
+    """
     h, w = image.shape[1:]
-    body = image[image.shape[0] // 2] > BODY_LEVEL
+    body = body_mask(image)
     rows = np.flatnonzero(body.any(axis=1))
     cols = np.flatnonzero(body.any(axis=0))
     if rows.size == 0:
@@ -171,6 +202,9 @@ def _pad_to(x: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, tuple
     ph, pw = max(0, size[0] - h), max(0, size[1] - w)
     return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)), (ph // 2, pw // 2)
 
+
+#: Overlap of the sliding windows over a body box larger than the training crop.
+WINDOW_OVERLAP = 0.25
 
 #: Scale of the test-time zoom pass used for the confidence (the body shown 0.8x as large,
 #: i.e. as a smaller patient with more air around it).
@@ -199,7 +233,7 @@ def predict_passes(net: torch.nn.Module, images: Sequence[npt.NDArray[np.float32
         if x.shape[-2] <= roi and x.shape[-1] <= roi:
             out = net(x)
         else:
-            out = sliding_window_inference(x, (roi, roi), 4, net, overlap=0.25,
+            out = sliding_window_inference(x, (roi, roi), 4, net, overlap=WINDOW_OVERLAP,
                                            mode="gaussian")
         assert isinstance(out, torch.Tensor)
         return out
