@@ -507,3 +507,49 @@ def test_body_box_ignores_what_lies_outside_the_patient() -> None:
     img2[:, 60:140, 110:170] = 0.6
     img2[1, 5:7, 5:7] = 0.6  # a speck on the centre channel
     assert body_box(img2) == want
+
+
+def test_body_mask_largest_only_and_holes() -> None:
+    """The one body mask: largest component only by default (synth's use), holes filled on
+    request, and nothing above the threshold gives an empty mask."""
+    from rcsa.segment.data import body_mask
+
+    img = np.zeros((60, 60), np.float32)
+    img[10:40, 10:40] = 1.0
+    img[20:25, 20:25] = 0.0  # a hole (bowel gas)
+    img[50:55, 50:55] = 1.0  # a second, smaller component
+    m = body_mask(img, 0.5)
+    assert m.sum() == 900 - 25 and not m[52, 52]
+    assert body_mask(img, 0.5, fill_holes=True).sum() == 900
+    assert body_mask(img, 0.5, min_share=0.01).sum() == 900 - 25 + 25
+    assert not body_mask(np.zeros((5, 5), np.float32), 0.5).any()
+
+
+SUBJECT_D = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct_chest_pelvis_dicom"
+
+
+def test_subject_d_paraspinal_muscles_found_at_l3() -> None:
+    """Regression of issue 16's subject-D failure (sessions 4-7): specks outside the patient
+    widened the network's box to 460 x 550 mm (rows x columns), and the paraspinal muscles at
+    L3 came out at 711 / 549 mm^2. With the body mask the box fits the body and both sides are
+    found (an adult's L3 autochthon is some 2000-3500 mm^2 per side)."""
+    if not (SUBJECT_D / "dicom").is_dir():
+        pytest.skip(f"subject D not available at {SUBJECT_D}")
+    from rcsa.io import load
+    from rcsa.levels import find_levels
+    from rcsa.segment import load_model, segment
+    from rcsa.segment.data import slice_stack
+    from rcsa.segment.infer import body_box
+
+    ct = load(SUBJECT_D / "dicom")
+    lm = find_levels(ct)
+    model = load_model()
+    k = lm["L3"].slice_index
+    assert k is not None
+    r0, r1, c0, c1 = body_box(slice_stack(ct, k, model.preprocessing))
+    mm = model.preprocessing.spacing_mm
+    assert (c1 - c0) * mm < 450 and (r1 - r0) * mm < 400  # body ~330 x 400 mm + 2 x 16 mm
+    lv = segment(ct, lm, names=["L3"], model=model)["L3"]
+    for side in ("left", "right"):
+        area = lv.area_mm2(f"multifidus_{side}") + lv.area_mm2(f"erector_spinae_{side}")
+        assert area > 1500, (side, area)

@@ -134,6 +134,31 @@ def slice_stack(ct: CTVolume, k: int, pre: Preprocessing) -> F32:
     return zoom_linear(np.stack([normalise(c, pre) for c in chans]), shape)
 
 
+def body_mask(centre: npt.NDArray[Any], threshold: float, *, opening_px: int = 0,
+              min_share: float = 1.0, fill_holes: bool = False) -> npt.NDArray[np.bool_]:
+    """The patient's body on one (H, W) image: pixels above ``threshold`` (same units as the
+    image), opened with a disc of radius ``opening_px`` (0 = not opened; removes what is
+    thinner than the disc: couch, wires, ECG leads, stray pixels), then the largest
+    8-connected component and every component of at least ``min_share`` of its size
+    (1.0 = the largest only), optionally with holes filled. All False when nothing is above
+    the threshold. The one body mask of training (:mod:`rcsa.segment.synth`) and inference
+    (:func:`rcsa.segment.infer.body_box`)."""
+    body = np.asarray(centre) > threshold
+    if opening_px > 0:
+        r = int(opening_px)
+        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+        body = ndimage.binary_opening(body, structure=(yy**2 + xx**2) <= r * r)
+    lab, n = ndimage.label(body, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return np.zeros(body.shape, bool)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    keep = np.flatnonzero(sizes >= min_share * sizes.max()) + 1
+    mask = np.isin(lab, keep)
+    if fill_holes:
+        mask = ndimage.binary_fill_holes(mask)
+    return np.asarray(mask, bool)
+
+
 def resample_labels(labels: npt.NDArray[Any], shape: tuple[int, int]) -> npt.NDArray[np.uint8]:
     """Nearest-neighbour resampling of one label slice to ``shape``."""
     return _zoom_to(np.asarray(labels, np.uint8), shape, 0).astype(np.uint8)

@@ -11,14 +11,13 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from rcsa.anatomy import ANATOMY
 from rcsa.errors import InputError
 from rcsa.io import CTVolume, Geometry
 from rcsa.levels.types import Level, LevelMap
 from rcsa.segment.classes import ClassMap
-from rcsa.segment.data import probabilities_to_native, resample_labels, slice_stack
+from rcsa.segment.data import body_mask, probabilities_to_native, resample_labels, slice_stack
 from rcsa.segment.model import LoadedModel, load_model
 from rcsa.segment.postprocess import banned_classes, gluteal_ceiling, postprocess
 
@@ -146,7 +145,7 @@ def level_slices(levels: LevelMap | Mapping[str, int | Level],
 
 #: Body bounding box: pixels of the centre channel above this normalised intensity (with the
 #: default window of -250..350 HU, 0.1 is about -190 HU: fat and every denser tissue, not air
-#: or lung) are body candidates; the network sees the box of the body (:func:`body_mask`) plus
+#: or lung) are body candidates; the network sees the box of the body (:func:`body_box`) plus
 #: ``BODY_MARGIN_PX``.
 BODY_LEVEL = 0.1
 BODY_MARGIN_PX = 8
@@ -159,35 +158,22 @@ BODY_OPENING_PX = 2
 BODY_COMPONENT_SHARE = 0.02
 
 
-def body_mask(image: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
-    """The patient's body on the centre channel of a (channels, H, W) input (see
-    ``BODY_OPENING_PX``); all False when nothing is above ``BODY_LEVEL``."""
-    body = image[image.shape[0] // 2] > BODY_LEVEL
-    r = BODY_OPENING_PX
-    if r > 0:
-        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-        body = ndimage.binary_opening(body, structure=(yy**2 + xx**2) <= r * r)
-    lab, n = ndimage.label(body, structure=np.ones((3, 3), bool))
-    if n == 0:
-        return np.zeros(body.shape, bool)
-    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-    keep = np.flatnonzero(sizes >= BODY_COMPONENT_SHARE * sizes.max()) + 1
-    return np.asarray(np.isin(lab, keep))
-
-
 def body_box(image: npt.NDArray[np.float32], margin: int = BODY_MARGIN_PX
              ) -> tuple[int, int, int, int]:
-    """(row0, row1, col0, col1), end-exclusive, of the body (:func:`body_mask`) in a
-    (channels, H, W) input, grown by ``margin``; the whole image when there is no body.
+    """(row0, row1, col0, col1), end-exclusive, of the body in a (channels, H, W) input
+    (:func:`rcsa.segment.data.body_mask` of the centre channel with ``BODY_LEVEL``,
+    ``BODY_OPENING_PX`` and ``BODY_COMPONENT_SHARE``), grown by ``margin``; the whole image
+    when there is no body.
 
     Why a mask and not every pixel above the level: anything dense outside the patient widens
-    such a box (specks at the edge of subject D's 3 mm reconstruction made its box 460 x 560 mm
-    around a 290 x 230 mm body), and the sliding window over it cuts the body at window edges;
-    the network then missed most paraspinal muscle at L1-L5 (docs/model_card.md, "Issue 16
-    (session 8)").
+    such a box (dense specks outside subject D's body made its box 460 x 550 mm, rows x
+    columns, where the body's own box is 330 x 400 mm), and the sliding window over it cuts
+    the body at window edges; the network then missed most paraspinal muscle at L1-L5
+    (docs/model_card.md, "Issue 16 (session 8)").
     """
     h, w = image.shape[1:]
-    body = body_mask(image)
+    body = body_mask(image[image.shape[0] // 2], BODY_LEVEL, opening_px=BODY_OPENING_PX,
+                     min_share=BODY_COMPONENT_SHARE)
     rows = np.flatnonzero(body.any(axis=1))
     cols = np.flatnonzero(body.any(axis=0))
     if rows.size == 0:

@@ -38,6 +38,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from rcsa.segment import classes as C
+from rcsa.segment import data
 
 F32 = npt.NDArray[np.float32]
 Sample = dict[str, Any]
@@ -73,13 +74,9 @@ def _channels(d: Sample) -> list[str]:
 
 
 def body_mask(centre: F32) -> npt.NDArray[np.bool_]:
-    """The largest component of fat and denser tissue (> -190 HU), holes filled."""
-    body = centre > to_norm(-190.0)
-    lab, n = ndimage.label(body)
-    if n == 0:
-        return np.asarray(body, bool)
-    sizes = np.bincount(lab.ravel())[1:]
-    return np.asarray(ndimage.binary_fill_holes(lab == int(np.argmax(sizes)) + 1), bool)
+    """The largest component of fat and denser tissue (> -190 HU), holes filled
+    (:func:`rcsa.segment.data.body_mask`)."""
+    return data.body_mask(centre, float(to_norm(-190.0)), fill_holes=True)
 
 
 def fat_warp(d: Sample, rng: Rng, scale: float | None = None, n_bins: int = 180) -> Sample:
