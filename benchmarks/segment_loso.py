@@ -74,13 +74,23 @@ def cross_subject(model: Any) -> dict[str, Any]:
 THRESHOLDS = tuple(round(0.5 + 0.01 * i, 2) for i in range(50))
 
 
-def _shares(slices: list[dict[str, Any]], t: float) -> tuple[float | None, float | None]:
+def _dice_conf(slices: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Dice and confidence per row; a structure not found has confidence 0."""
     dice = np.array([s["dice"] for s in slices], float)
     conf = np.array([s["seg_confidence"] if s["seg_confidence"] is not None else 0.0
                      for s in slices], float)
-    bad, flagged = dice < DICE_GOOD, conf < t
+    return dice, conf
+
+
+def _flag_shares(bad: np.ndarray, flagged: np.ndarray) -> tuple[float | None, float | None]:
+    """Share of the bad rows that are flagged, and of the good rows (None without rows)."""
     return (float(flagged[bad].mean()) if bad.any() else None,
             float(flagged[~bad].mean()) if (~bad).any() else None)
+
+
+def _shares(slices: list[dict[str, Any]], t: float) -> tuple[float | None, float | None]:
+    dice, conf = _dice_conf(slices)
+    return _flag_shares(dice < DICE_GOOD, conf < t)
 
 
 def split_half_threshold(slices: list[dict[str, Any]]) -> dict[str, Any]:
@@ -115,18 +125,16 @@ def confidence_figures(slices: list[dict[str, Any]]) -> dict[str, Any]:
 def _confidence(slices: list[dict[str, Any]]) -> dict[str, Any]:
     from scipy.stats import spearmanr
 
-    dice = np.array([s["dice"] for s in slices], float)
-    conf = np.array([s["seg_confidence"] if s["seg_confidence"] is not None else 0.0
-                     for s in slices], float)
-    flagged = np.array([s["needs_review"] for s in slices], bool)
+    dice, conf = _dice_conf(slices)
     bad = dice < DICE_GOOD
     rho = spearmanr(conf, dice).statistic if len(slices) > 2 else float("nan")
+    share_bad, share_good = _flag_shares(bad, np.array([s["needs_review"] for s in slices], bool))
     return {
         "n": len(slices),
         "n_dice_below_0.8": int(bad.sum()),
         "spearman_confidence_vs_dice": round(float(rho), 3),
-        "share_bad_flagged": round(float(flagged[bad].mean()), 3) if bad.any() else None,
-        "share_good_flagged": round(float(flagged[~bad].mean()), 3) if (~bad).any() else None,
+        "share_bad_flagged": None if share_bad is None else round(share_bad, 3),
+        "share_good_flagged": None if share_good is None else round(share_good, 3),
     }
 
 
