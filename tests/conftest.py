@@ -6,9 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from rcsa.io import CTVolume, load
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data"
 SHARED = REPO.parent / "shared" / "data"
+#: Subject D (unlabelled chest-pelvis DICOM, 3 mm pixels) in ../shared; tests skip without it.
+SUBJECT_D_DICOM = SHARED / "ct_chest_pelvis_dicom" / "dicom"
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +33,16 @@ def thoracolumbar(sample: Path) -> Path:
 @pytest.fixture(scope="session")
 def alberta(sample: Path) -> Path:
     return sample / "l3_slice_alberta"
+
+
+@pytest.fixture(scope="session")
+def subject_d_available() -> bool:
+    return SUBJECT_D_DICOM.is_dir()
+
+
+@pytest.fixture(scope="session")
+def chest_pelvis(subject_d_available: bool) -> CTVolume:
+    """Subject D loaded once per test session (skips where ../shared lacks it)."""
+    if not subject_d_available:
+        pytest.skip(f"subject D not available at {SUBJECT_D_DICOM}")
+    return load(SUBJECT_D_DICOM)

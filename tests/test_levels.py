@@ -213,16 +213,6 @@ def test_thoracolumbar_dicom(thoracolumbar: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- subject D
-SUBJECT_D = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct_chest_pelvis_dicom"
-
-
-@pytest.fixture(scope="module")
-def chest_pelvis() -> CTVolume:
-    if not (SUBJECT_D / "dicom").is_dir():
-        pytest.skip(f"subject D not available at {SUBJECT_D}")
-    return load(SUBJECT_D / "dicom")
-
-
 def test_subject_d_whole_scan(chest_pelvis: CTVolume) -> None:
     """Mid thorax to the upper sacrum, 3 mm pixels, another scanner: both anchors in view
     (the 12th ribs and the sacrum) and they agree; the pelvic rules hold."""
@@ -258,7 +248,7 @@ def test_subject_d_as_a_chest_ct_ending_at_l2(chest_pelvis: CTVolume) -> None:
         assert lm[name].status == "missing"
 
 
-def test_field_of_view_sweep_names_nothing_wrongly() -> None:
+def test_field_of_view_sweep_names_nothing_wrongly(subject_d_available: bool) -> None:
     """benchmarks/levels_fov.py: every 90-240 mm window (15 mm steps) of A and D; a level
     named in a window lies within one slice of its reference, or is not named at all."""
     rows = _levels_fov().run_sweep()
@@ -269,7 +259,7 @@ def test_field_of_view_sweep_names_nothing_wrongly() -> None:
     # and the sweep is not vacuous: most windows name something (A alone: 135 right names;
     # with subject D, from ../shared, over 200)
     found = sum(v == "right" for r in rows for v in r.outcome.values())
-    assert found >= (200 if (SUBJECT_D / "dicom").is_dir() else 100)
+    assert found >= (200 if subject_d_available else 100)
 
 
 # ----------------------------------------------------------------------------- overrides

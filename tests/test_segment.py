@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from rcsa.errors import ModelChecksumError, ModelError
-from rcsa.io import load, load_labels
+from rcsa.io import CTVolume, load, load_labels
 from rcsa.segment import classes as C
 from rcsa.segment.data import Preprocessing
 from rcsa.segment.infer import level_slices, segment, write_outputs
@@ -525,23 +525,16 @@ def test_body_mask_largest_only_and_holes() -> None:
     assert not body_mask(np.zeros((5, 5), np.float32), 0.5).any()
 
 
-SUBJECT_D = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct_chest_pelvis_dicom"
-
-
-def test_subject_d_paraspinal_muscles_found_at_l3() -> None:
+def test_subject_d_paraspinal_muscles_found_at_l3(chest_pelvis: CTVolume) -> None:
     """Regression of issue 16's subject-D failure (sessions 4-7): specks outside the patient
     widened the network's box to 460 x 550 mm (rows x columns), and the paraspinal muscles at
     L3 came out at 711 / 549 mm^2. With the body mask the box fits the body and both sides are
     found (an adult's L3 autochthon is some 2000-3500 mm^2 per side)."""
-    if not (SUBJECT_D / "dicom").is_dir():
-        pytest.skip(f"subject D not available at {SUBJECT_D}")
-    from rcsa.io import load
     from rcsa.levels import find_levels
-    from rcsa.segment import load_model, segment
     from rcsa.segment.data import slice_stack
     from rcsa.segment.infer import body_box
 
-    ct = load(SUBJECT_D / "dicom")
+    ct = chest_pelvis
     lm = find_levels(ct)
     model = load_model()
     k = lm["L3"].slice_index
