@@ -12,7 +12,10 @@ the shipped one) and ``--held-out-model`` (its sibling trained by the same comma
 
 1. **cross-subject**: the A-only model on subject B (never seen): Dice per class, 3-D over
    B's 20 slices, flip TTA and post-processing as in ``python -m rcsa.segment.evaluate``;
-   MF+ES = autochthon (multifidus + erector spinae; target >= 0.88 both sides).
+   MF+ES = autochthon (multifidus + erector spinae; target >= 0.88 both sides). Beside it a
+   check of the reference itself (:func:`reference_check`): how coarse B's reference outline
+   is, the HU of the pixels only the model or only the reference call autochthon, and the
+   2-D surface Dice at 3 mm; ``--figure PNG`` draws both outlines on three slices.
 2. **subject C** (Alberta L3, human tracing of all muscle, never trained on), both models:
    share of predicted muscle pixels inside the tracing (target >= 0.97) and psoas on the L3
    slice (area per side and the share of its pixels inside the tracing).
@@ -51,12 +54,55 @@ SHORT = {"multifidus_left": "MF L", "multifidus_right": "MF R", "erector_spinae_
 DICE_GOOD = 0.8
 
 
+#: Boundary tolerance of the surface Dice on subject B: its reference outline was drawn on
+#: about 3 mm pixels (TotalSegmentator's 3 mm model; ``reference_check`` measures it).
+TOLERANCE_MM = 3.0
+AUTO_IDS = {"left": (1, 3), "right": (2, 4)}  # multifidus + erector spinae, rcsa class ids
+
+
+def reference_check(pred: np.ndarray, ref: np.ndarray, hu: np.ndarray,
+                    spacing: tuple[float, float]) -> dict[str, Any]:
+    """What the cross-subject Dice on B measures: (1) how coarse the reference outline is
+    (rows of the autochthon reference identical to the next row; a mask drawn on pixels n
+    times larger and resampled repeats each row n times: share (n-1)/n); (2) per side, the
+    pixels only the model or only the reference call autochthon, with their HU (muscle is
+    -29..150 HU, fat below -30); (3) 2-D normalised surface Dice per slice at
+    ``TOLERANCE_MM``, mean over the slices."""
+    from rcsa.segment.evaluate import surface_dice
+
+    auto = np.isin(ref, (*AUTO_IDS["left"], *AUTO_IDS["right"]))
+    same = [bool((auto[k, j] == auto[k, j + 1]).all()) for k in range(auto.shape[0])
+            for j in range(auto.shape[1] - 1) if auto[k, j].any()]
+    share = float(np.mean(same))
+    out: dict[str, Any] = {"ref_rows_repeated": round(share, 3),
+                           "ref_pixel_mm_estimate": round(spacing[1] / max(1e-6, 1 - share), 2),
+                           "tolerance_mm": TOLERANCE_MM}
+    for side, ids in AUTO_IDS.items():
+        p, r = np.isin(pred, ids), np.isin(ref, ids)
+        for name, m in (("both", p & r), ("model_only", p & ~r), ("reference_only", r & ~p)):
+            v = hu[m]
+            out[f"{side}_{name}"] = {
+                "mm2_per_slice": round(float(m.sum()) * spacing[0] * spacing[1] / len(pred), 1),
+                "mean_hu": round(float(v.mean()), 1) if v.size else None,
+                "share_muscle_hu": round(float(((v >= -29) & (v <= 150)).mean()), 3)
+                if v.size else None}
+        nsd = [surface_dice(p[k], r[k], (spacing[1], spacing[0]), TOLERANCE_MM)
+               for k in range(len(pred))]
+        out[f"nsd_{side}"] = round(float(np.mean([x for x in nsd if x is not None])), 3)
+    return out
+
+
 def cross_subject(model: Any) -> dict[str, Any]:
-    """The held-out model on every slice of subject B: 3-D Dice and per-slice records."""
+    """The held-out model on every slice of subject B: 3-D Dice, per-slice records and the
+    reference check (:func:`reference_check`)."""
+    from rcsa.io import load
     from rcsa.segment.evaluate import per_class_dice, segment_subject_b
     res, ref = segment_subject_b(model, tta=True, root=SAMPLE)
     pred = np.stack([lv.labels for lv in res])
     per = per_class_dice(pred, ref)
+    ct = load(SAMPLE / "ct_thoracolumbar_dicom" / "dicom")
+    check = reference_check(pred, ref, ct.hu(), (float(ct.spacing_mm[0]),
+                                                  float(ct.spacing_mm[1])))
     slices = []
     for lv in res:
         dice = per_class_dice(lv.labels, ref[lv.slice_index])
@@ -68,7 +114,45 @@ def cross_subject(model: Any) -> dict[str, Any]:
                            "seg_confidence": conf,
                            "needs_review": conf is None or conf < lv.review_below})
     return {"dice_3d": {k: per[k] for k in CLASSES_B}, "slices": slices,
-            "needs_review_below": res.model_info.get("needs_review_below")}
+            "needs_review_below": res.model_info.get("needs_review_below"),
+            "reference_check": check}
+
+
+def reference_figure(model: Any, path: Path, ks: tuple[int, ...] = (3, 9, 15)) -> None:
+    """Subject B, A-only model: each side's autochthon, reference (green) and model (red), on
+    three slices, narrow window (-150..150 HU) so that the fat planes between the muscles
+    show; the picture that goes with :func:`reference_check`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rcsa.io import load
+    from rcsa.segment.evaluate import segment_subject_b
+
+    res, ref = segment_subject_b(model, tta=True, root=SAMPLE)
+    ct = load(SAMPLE / "ct_thoracolumbar_dicom" / "dicom")
+    fig, axes = plt.subplots(2, len(ks), figsize=(4.2 * len(ks), 6.4))
+    for col, k in enumerate(ks):
+        pred = res.levels[k].labels
+        for row, side in enumerate(("right", "left")):
+            ids = AUTO_IDS[side]
+            m_ref, m_pred = np.isin(ref[k], ids), np.isin(pred, ids)
+            both = m_ref | m_pred
+            rows, cols = np.nonzero(both)
+            ax = axes[row, col]
+            ax.imshow(ct.voxels[k], cmap="gray", vmin=-150, vmax=150)
+            ax.contour(m_ref, [0.5], colors="lime", linewidths=1.6)
+            ax.contour(m_pred, [0.5], colors="red", linewidths=1.0)
+            ax.set_xlim(cols.min() - 25, cols.max() + 25)
+            ax.set_ylim(rows.max() + 20, rows.min() - 20)
+            ax.set_title(f"B k={k}, patient {side}", fontsize=9)
+            ax.axis("off")
+    fig.suptitle("Subject B autochthon: TotalSegmentator v2 reference (green) vs the A-only "
+                 f"model (red), {res.model_info.get('name')}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 THRESHOLDS = tuple(round(0.5 + 0.01 * i, 2) for i in range(50))
@@ -202,6 +286,19 @@ def table(res: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         L.append("1. cross-subject, A-only model on B (3-D Dice, 20 slices; target MF+ES >= "
                  "0.88):")
         L.append("   " + " | ".join(f"{SHORT[k]} {_f(d[k])}" for k in CLASSES_B))
+        r = res["cross_subject"].get("reference_check")
+        if r:
+            L.append(f"   reference: {r['ref_rows_repeated']:.0%} of its rows repeat the next "
+                     f"(outline drawn on ~{r['ref_pixel_mm_estimate']} mm pixels); surface Dice "
+                     f"at {r['tolerance_mm']} mm MF+ES L {r['nsd_left']:.3f} R "
+                     f"{r['nsd_right']:.3f}")
+            for side in ("left", "right"):
+                mo, ro = r[f"{side}_model_only"], r[f"{side}_reference_only"]
+                L.append(f"   {side}: model-only {mo['mm2_per_slice']} mm2/slice (mean "
+                         f"{_f(mo['mean_hu'])} HU, {_f(mo['share_muscle_hu'])} muscle HU); "
+                         f"reference-only {ro['mm2_per_slice']} mm2/slice (mean "
+                         f"{_f(ro['mean_hu'])} HU, {_f(ro['share_muscle_hu'])} muscle HU); "
+                         f"agreed {r[f'{side}_both']['mm2_per_slice']} mm2/slice")
     for key, label in (("C_held_out", "A-only model"), ("C", "full model")):
         if key in res:
             c = res[key]
@@ -257,6 +354,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip", default="", help="comma-separated: training,speed,C")
+    ap.add_argument("--figure", type=Path, default=None,
+                    help="PNG of subject B's reference vs the held-out model")
     a = ap.parse_args()
 
     import torch
@@ -275,6 +374,8 @@ def main() -> None:
         cs = cross_subject(held)
         res["cross_subject"] = cs
         res["confidence"] = confidence_figures(cs["slices"])
+        if a.figure:
+            reference_figure(held, a.figure)
         if "C" not in skip:
             res["C_held_out"] = subject_c(held)
     if "C" not in skip:

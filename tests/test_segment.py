@@ -228,6 +228,7 @@ def test_postprocess_on_the_label_box_equals_the_whole_slice(seed: int) -> None:
         far_from_body_removed,
         implausible_removed,
         postprocess,
+        split_by_rule,
     )
 
     rng = np.random.default_rng(seed)
@@ -248,11 +249,87 @@ def test_postprocess_on_the_label_box_equals_the_whole_slice(seed: int) -> None:
     ref, far = far_from_body_removed(ref, cmap, 2.0)
     ref, relabelled = side_consistency(ref, cmap, 2.0, hu=hu)
     ref, removed = largest_component(ref, cmap)
+    resplit = 0
+    if hu is not None:
+        ref, resplit = split_by_rule(ref, cmap, hu, (2.0, 2.0), level)
     np.testing.assert_array_equal(got, ref)
     assert info == {"components_relabelled_side": relabelled, "pixels_removed_small": removed,
-                    "pixels_removed_implausible_at_level": implausible + far}
+                    "pixels_removed_implausible_at_level": implausible + far,
+                    "pixels_resplit_by_rule": resplit}
     empty, _ = postprocess(np.zeros((5, 6), np.uint8), cmap, 1.0)
     assert not empty.any()
+
+
+def _paraspinal_slice() -> tuple[np.ndarray, np.ndarray]:
+    """A lumbar-like slice at 1 mm: vertebral body, lamina / spinous process (bone HU), and
+    each side's autochthon (muscle HU) labelled all multifidus, as a network might."""
+    cmap = C.RCSA_CLASSES
+    hu = np.full((120, 160), -100.0)  # fat
+    lab = np.zeros(hu.shape, np.uint8)
+    lab[20:50, 65:95] = cmap.id_of("vertebral_body")
+    hu[20:50, 65:95] = 250.0
+    hu[50:80, 77:83] = 600.0  # spinous process on the midline (column 80)
+    hu[55:60, 60:100] = 600.0  # laminae
+    for side, c0, c1 in (("right", 30, 77), ("left", 83, 130)):  # patient left = larger column
+        lab[60:95, c0:c1] = cmap.id_of(f"multifidus_{side}")
+        hu[60:95, c0:c1] = 45.0
+    return lab, hu
+
+
+def test_split_by_rule_keeps_the_outline_and_follows_the_level() -> None:
+    from rcsa.segment.postprocess import split_by_rule
+
+    cmap = C.RCSA_CLASSES
+    lab, hu = _paraspinal_slice()
+    got, changed = split_by_rule(lab, cmap, hu, (1.0, 1.0), "L3")
+    assert changed > 0
+    for side in ("left", "right"):
+        mf = got == cmap.id_of(f"multifidus_{side}")
+        es = got == cmap.id_of(f"erector_spinae_{side}")
+        np.testing.assert_array_equal(mf | es, lab == cmap.id_of(f"multifidus_{side}"))
+        assert mf.sum() > 100 and es.sum() > 100
+        # multifidus is the medial part, beside the spinous process (column 80)
+        assert abs(np.nonzero(mf)[1].mean() - 80) < abs(np.nonzero(es)[1].mean() - 80)
+    np.testing.assert_array_equal(got[lab == cmap.id_of("vertebral_body")],
+                                  cmap.id_of("vertebral_body"))
+    # below the lumbar spine the rule makes all of autochthon multifidus
+    sacral, _ = split_by_rule(got, cmap, hu, (1.0, 1.0), "sij_lower")
+    auto = np.isin(got, [cmap.id_of(f"{m}_{s}") for m in ("multifidus", "erector_spinae")
+                         for s in ("left", "right")])
+    assert not np.isin(sacral[auto], [cmap.id_of("erector_spinae_left"),
+                                      cmap.id_of("erector_spinae_right")]).any()
+    # an unnamed slice is sacral only when no vertebral body is predicted
+    unnamed, _ = split_by_rule(lab, cmap, hu, (1.0, 1.0), "k07")
+    np.testing.assert_array_equal(unnamed, got)
+    no_body = np.where(lab == cmap.id_of("vertebral_body"), 0, lab).astype(np.uint8)
+    alone, _ = split_by_rule(no_body, cmap, hu, (1.0, 1.0), "k07")
+    np.testing.assert_array_equal(alone, no_body)
+    # a named lumbar level is never sacral, even when the body was missed
+    missed, _ = split_by_rule(no_body, cmap, hu, (1.0, 1.0), "L4")
+    assert (missed == cmap.id_of("erector_spinae_left")).any()
+
+
+def test_rule_split_at_inference_reproduces_the_training_labels(abdomen: Path) -> None:
+    """At inference the rule has no posterior-element label, only the predicted vertebral
+    body and bone HU; on subject A's reference outline it must give back the training split
+    (measured: Dice >= 0.91 per class at L3-L5, 1.00 on three of the six sides)."""
+    from rcsa.segment.evaluate import LEVELS_A, per_class_dice
+    from rcsa.segment.postprocess import split_by_rule
+    from rcsa.segment.prepare import convert_labels
+
+    ct = load(abdomen / "ct.nii.gz")
+    parts = load_labels(abdomen / "vertebral_body_parts.nii.gz", like=ct)
+    ref = convert_labels(ct, load_labels(abdomen / "labels_ts_v2.nii.gz", like=ct), "ts_v2",
+                         parts).labels.voxels
+    spacing = (float(ct.spacing_mm[0]), float(ct.spacing_mm[1]))
+    for level in ("L3", "L4", "L5"):
+        k = LEVELS_A[level]
+        lab = np.where(ref[k] == C.IGNORE_INDEX, 0, ref[k]).astype(np.uint8)
+        got, _ = split_by_rule(lab, C.RCSA_CLASSES, ct.voxels[k], spacing, level)
+        dice = per_class_dice(got, lab)
+        for name in ("multifidus_left", "multifidus_right", "erector_spinae_left",
+                     "erector_spinae_right"):
+            assert (dice[name] or 0) >= 0.9, (level, name, dice[name])
 
 
 def test_level_slices_accepts_mapping_and_level_map() -> None:
@@ -398,6 +475,31 @@ def test_manifest_errors(tmp_path: Path) -> None:
     bad.write_text("image,labels\na,b\n")
     with pytest.raises(InputError, match="label_map"):
         read_manifest(bad)
+
+
+def test_manifest_unknown_column_masks_classes_of_one_subject(manifest: Path, tmp_path: Path
+                                                              ) -> None:
+    """``unknown`` (a muscle or class names, ``;``-separated) masks those classes from one
+    subject's loss; a name that is no class, or a class the subject's labels do mark, is a
+    typed error naming the manifest or the labels."""
+    from rcsa.errors import InputError
+    from rcsa.segment.train import build_items
+
+    lines = manifest.read_text().splitlines()
+    p = tmp_path / "m.csv"
+    p.write_text("\n".join([lines[0] + ",unknown", lines[1] + ",", lines[2] + ",psoas"]) + "\n")
+    rows = read_manifest(p)
+    assert rows[0].unknown == () and rows[1].unknown == ("psoas_left", "psoas_right")
+    pre = Preprocessing(spacing_mm=4.0, patch_size=48)
+    items = build_items(rows[1:], pre, slice_step=10)
+    u = items[0]["unknown"]
+    assert u[C.PSOAS_L] == 1.0 and u[C.PSOAS_R] == 1.0 and u[C.ERECTOR_L] == 0.0
+    p.write_text("\n".join([lines[0] + ",unknown", lines[2] + ",psoas;spleen"]) + "\n")
+    with pytest.raises(InputError, match="spleen"):
+        read_manifest(p)
+    p.write_text("\n".join([lines[0] + ",unknown", lines[2] + ",erector_spinae_left"]) + "\n")
+    with pytest.raises(InputError, match="declared unknown"):
+        build_items(read_manifest(p), pre, slice_step=10)
 
 
 def test_checksum_mismatch_is_a_typed_error(tiny_run: Path, tmp_path: Path) -> None:
@@ -546,3 +648,20 @@ def test_subject_d_paraspinal_muscles_found_at_l3(chest_pelvis: CTVolume) -> Non
     for side in ("left", "right"):
         area = lv.area_mm2(f"multifidus_{side}") + lv.area_mm2(f"erector_spinae_{side}")
         assert area > 1500, (side, area)
+
+
+def test_surface_dice_counts_boundary_within_the_tolerance() -> None:
+    """A square and the same square shifted 2 px down: the side edges coincide, the top and
+    bottom edges lie 2 mm apart; so all of the boundary is within 2 mm, about half within
+    1 mm, and the spacing converts pixels to mm."""
+    from rcsa.segment.evaluate import surface_dice
+
+    a = np.zeros((50, 50), bool)
+    a[10:30, 10:30] = True
+    b = np.roll(a, 2, axis=0)
+    assert surface_dice(a, b, (1.0, 1.0), 2.0) == 1.0
+    assert 0.45 < (surface_dice(a, b, (1.0, 1.0), 1.0) or 0) < 0.6
+    assert surface_dice(a, b, (0.5, 0.5), 1.0) == 1.0  # the shift is 1 mm at 0.5 mm pixels
+    assert surface_dice(a, a, (1.0, 1.0), 0.1) == 1.0
+    assert surface_dice(np.zeros_like(a), b, (1.0, 1.0), 3.0) == 0.0
+    assert surface_dice(a, np.zeros_like(a), (1.0, 1.0), 3.0) is None

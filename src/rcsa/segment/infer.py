@@ -438,7 +438,8 @@ def segment(
         labels = probs.argmax(0).astype(np.uint8)
         info: dict[str, int] = {}
         if post:
-            labels, info = postprocess(labels, cmap, spacing[0], name, ct.voxels[k])
+            labels, info = postprocess(labels, cmap, spacing[0], name, ct.voxels[k],
+                                       spacing_y_mm=spacing[1])
         pmax = probs.max(0)
         conf = {c.name: round(float(pmax[labels == c.id].mean()), 3)
                 for c in cmap.classes if c.id != 0 and (labels == c.id).any()}

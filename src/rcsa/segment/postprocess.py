@@ -10,6 +10,11 @@
 3. Level plausibility (when the level name is known): muscles that cannot appear on that
    level's slice are removed and reported - the gluteus maximus and medius arise from the
    ilium and sacrum, below the iliac crest, so they are impossible at T12-L3.
+4. Multifidus / erector spinae by the labelling rule (when the slice's HU are given): the
+   network's outline of each side's autochthon (multifidus + erector spinae) is kept and split
+   again by the same rule that made the training labels (:mod:`rcsa.segment.split`), so the
+   two muscles mean on every scan exactly what docs/segment.md defines, not the network's
+   imitation of that rule (:func:`split_by_rule`).
 
 The per-structure facts these rules use (which muscles are impossible at which level, which
 arise below the iliac crest, how far each may lie from the vertebral body, which are the
@@ -27,7 +32,9 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from rcsa.anatomy import ANATOMY
+from rcsa.levels.types import LEVEL_NAMES
 from rcsa.segment.classes import ClassMap
+from rcsa.segment.split import SplitRule, split_autochthon_slice
 
 U8 = npt.NDArray[np.uint8]
 
@@ -227,11 +234,51 @@ def far_from_body_removed(labels: npt.NDArray[Any], class_map: ClassMap, spacing
     return out, removed
 
 
+#: Levels whose axial slice passes through the sacrum below the lumbar vertebrae: there the
+#: labelling rule makes all of autochthon multifidus (rcsa.segment.split, rule 5).
+SACRAL_LEVELS = ("S1", "sij_lower", "femoral_head_top")
+_SPLIT_CLASSES = ("multifidus_left", "multifidus_right", "erector_spinae_left",
+                  "erector_spinae_right")
+
+
+def split_by_rule(labels: npt.NDArray[Any], class_map: ClassMap, hu: npt.NDArray[Any],
+                  spacing_mm: tuple[float, float], level: str | None = None,
+                  rule: SplitRule | None = None) -> tuple[U8, int]:
+    """Each side's autochthon (multifidus + erector spinae pixels) split again by the rule
+    that made the training labels (:func:`rcsa.segment.split.split_autochthon_slice`);
+    returns (labels, pixels whose class changed). ``spacing_mm`` = (column, row).
+
+    The rule's inputs as in :func:`rcsa.segment.prepare.convert_labels`, from the prediction:
+    the vertebra mask is the predicted vertebral body's largest component (bone is also every
+    pixel at >= ``rule.bone_hu``, which holds the posterior elements); the slice counts as
+    sacral (all multifidus) at :data:`SACRAL_LEVELS`, never at another named level, and on an
+    unnamed slice when no vertebral body of :data:`MIN_BODY_MM2` is predicted. A class map
+    without the four classes is returned unchanged.
+    """
+    out = np.asarray(labels, np.uint8).copy()
+    if not all(n in class_map.names for n in _SPLIT_CLASSES):
+        return out, 0
+    mf_l, mf_r, es_l, es_r = (class_map.id_of(n) for n in _SPLIT_CLASSES)
+    left, right = np.isin(out, (mf_l, es_l)), np.isin(out, (mf_r, es_r))
+    if not (left.any() or right.any()):
+        return out, 0
+    body = vertebral_body(out, class_map, spacing_mm[0] * spacing_mm[1])
+    vertebra = body if body is not None else np.zeros(out.shape, bool)
+    sacral = (level in SACRAL_LEVELS if level in LEVEL_NAMES else body is None)
+    new_l, new_r = split_autochthon_slice(np.asarray(hu), left, right, vertebra, sacral,
+                                          spacing_mm, rule or SplitRule())
+    before = out.copy()
+    out[left], out[right] = es_l, es_r
+    out[new_l], out[new_r] = mf_l, mf_r
+    return out, int((out != before).sum())
+
+
 def postprocess(labels: npt.NDArray[Any], class_map: ClassMap, spacing_x_mm: float,
-                level: str | None = None, hu: npt.NDArray[Any] | None = None
-                ) -> tuple[U8, dict[str, int]]:
-    """Plausibility at ``level``, distance to the vertebral body, side consistency and the
-    largest component per class (module docstring).
+                level: str | None = None, hu: npt.NDArray[Any] | None = None,
+                spacing_y_mm: float | None = None) -> tuple[U8, dict[str, int]]:
+    """Plausibility at ``level``, distance to the vertebral body, side consistency, the
+    largest component per class and, when ``hu`` is given, the multifidus / erector spinae
+    split by the labelling rule (module docstring; square pixels unless ``spacing_y_mm``).
 
     Works on the bounding box of the labelled pixels: every component, and the vertebral
     body it is measured from, lies inside it, so the result equals that of the whole slice
@@ -242,7 +289,7 @@ def postprocess(labels: npt.NDArray[Any], class_map: ClassMap, spacing_x_mm: flo
     rows = np.flatnonzero(full.any(axis=1))
     if rows.size == 0:
         return out, {"components_relabelled_side": 0, "pixels_removed_small": 0,
-                     "pixels_removed_implausible_at_level": 0}
+                     "pixels_removed_implausible_at_level": 0, "pixels_resplit_by_rule": 0}
     cols = np.flatnonzero(full.any(axis=0))
     r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     lab, implausible = implausible_removed(full[r0:r1, c0:c1], class_map, level)
@@ -252,5 +299,10 @@ def postprocess(labels: npt.NDArray[Any], class_map: ClassMap, spacing_x_mm: flo
     lab, relabelled = side_consistency(lab, class_map, spacing_x_mm, midline=mid)
     lab, removed = largest_component(lab, class_map)
     out[r0:r1, c0:c1] = lab
+    resplit = 0
+    if hu is not None:  # on the whole slice: bone beside the box counts in the rule
+        out, resplit = split_by_rule(out, class_map, hu, (spacing_x_mm, spacing_y_mm or
+                                                          spacing_x_mm), level)
     return out, {"components_relabelled_side": relabelled, "pixels_removed_small": removed,
-                 "pixels_removed_implausible_at_level": implausible}
+                 "pixels_removed_implausible_at_level": implausible,
+                 "pixels_resplit_by_rule": resplit}

@@ -60,6 +60,28 @@ class ManifestRow:
     labels: Path
     label_map: str
     parts: Path | None = None
+    #: rcsa classes whose *absence* in this subject's labels is not to be learnt (masked from
+    #: the loss like a class the label source lacks): optional ``unknown`` column, names
+    #: separated by ``;`` (a muscle name such as ``psoas`` stands for both sides)
+    unknown: tuple[str, ...] = ()
+
+
+def _unknown_classes(value: str, path: Path, line: int) -> tuple[str, ...]:
+    names: list[str] = []
+    for tok in (t.strip() for t in value.split(";")):
+        if not tok:
+            continue
+        if tok in C.RCSA_CLASSES.names:
+            names.append(tok)
+        elif C.RCSA_CLASSES.ids_of_muscle(tok):
+            names += [C.RCSA_CLASSES.classes[i].name for i in C.RCSA_CLASSES.ids_of_muscle(tok)]
+        else:
+            raise InputError(f"manifest line {line}: unknown class or muscle {tok!r} in the "
+                             f"'unknown' column (classes: {', '.join(C.RCSA_CLASSES.names[1:])})",
+                             path)
+    if "background" in names:
+        raise InputError(f"manifest line {line}: background cannot be unknown", path)
+    return tuple(dict.fromkeys(names))
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:
@@ -85,6 +107,7 @@ def read_manifest(path: Path) -> list[ManifestRow]:
                     labels=p(r["labels"].strip()),
                     label_map=r["label_map"].strip(),
                     parts=p(parts) if parts else None,
+                    unknown=_unknown_classes(r.get("unknown") or "", path, i + 2),
                 )
             )
     if not rows:
@@ -156,6 +179,14 @@ def build_items(rows: Sequence[ManifestRow], pre: Preprocessing, slice_step: int
         unknown[list(prep.known_classes)] = 0.0
         shape = resampled_shape(ct, pre)
         vox = prep.labels.voxels
+        for name in row.unknown:
+            cid = C.RCSA_CLASSES.id_of(name)
+            labelled = int((vox == cid).sum())
+            if labelled:
+                raise InputError(f"subject {row.subject}: class {name} is declared unknown but "
+                                 f"its labels mark {labelled} voxels of it; 'unknown' is for "
+                                 "classes whose absence is not to be learnt", row.labels)
+            unknown[cid] = 1.0
         thick = aux = None
         if synth:
             thick = thick_slices(ct, THICK_SLICE_MM)
@@ -571,7 +602,9 @@ def export_model(weights: Path, out: Path, config: TrainConfig, rows: Sequence[M
                     "bytes": target.stat().st_size},
         "training": {
             "subjects": [{"subject": r.subject, "image": str(r.image), "labels": str(r.labels),
-                          "label_map": r.label_map} for r in rows],
+                          "label_map": r.label_map,
+                          **({"unknown_classes": list(r.unknown)} if r.unknown else {})}
+                         for r in rows],
             "train_subjects": summary.get("train_subjects"),
             "val_subjects": summary.get("val_subjects"),
             "epochs_run": summary.get("epochs_run"),
