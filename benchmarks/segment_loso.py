@@ -30,6 +30,10 @@ the shipped one) and ``--held-out-model`` (its sibling trained by the same comma
 5. **speed**: seconds per level slice on subject A's 5 levels with the full model (model
    load excluded), as ``rcsa run`` segments (confidence passes on, no flip averaging) and
    with flip TTA; median of ``--repeat`` runs.
+6. **confidence under degradation** (``stress``): the A-only model on B after each of
+   :data:`DEGRADATIONS` (noise, severe fat HU, rotation, blur, streaks; each beyond the
+   training augmentation), the same confidence figures over all rows: does the confidence
+   fall where the input, not the reference, makes the model fail?
 """
 
 from __future__ import annotations
@@ -222,6 +226,97 @@ def _confidence(slices: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+#: Degradations of subject B for the stress test of the confidence, each beyond what training
+#: augments (rotation +-15 deg, noise sd ~18 HU, mild blur): name -> description.
+DEGRADATIONS = {
+    "clean": "as acquired",
+    "noise_150hu": "Gaussian noise, sd 150 HU (very low dose)",
+    "muscle_-70hu": "every pixel of -29..150 HU lowered by 70 HU (severe fatty infiltration)",
+    "rotation_30deg": "in-plane rotation by 30 deg (image and reference, patient tilted)",
+    "blur_8mm": "in-plane Gaussian blur, FWHM 8 mm (very soft kernel / motion)",
+    "streaks": "radial streaks of +-300 HU from the image centre, fading over 200 mm "
+               "(metal-like artefact)",
+}
+
+
+def degraded_b(name: str, hu: np.ndarray, ref: np.ndarray, spacing_mm: float,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Subject B's HU volume and reference after one of :data:`DEGRADATIONS`."""
+    from scipy import ndimage
+
+    if name == "clean":
+        return hu, ref
+    if name == "noise_150hu":
+        rng = np.random.default_rng(seed)
+        return hu + rng.normal(0.0, 150.0, hu.shape).astype(np.float32), ref
+    if name == "muscle_-70hu":
+        return np.where((hu >= -29) & (hu <= 150), hu - 70.0, hu).astype(np.float32), ref
+    if name == "rotation_30deg":
+        rot = ndimage.rotate(hu, 30.0, axes=(1, 2), reshape=False, order=1, cval=-1000.0)
+        return (rot.astype(np.float32),
+                ndimage.rotate(ref, 30.0, axes=(1, 2), reshape=False, order=0))
+    if name == "blur_8mm":
+        sd = 8.0 / 2.3548 / spacing_mm
+        return ndimage.gaussian_filter(hu, (0.0, sd, sd)).astype(np.float32), ref
+    if name == "streaks":
+        h, w = hu.shape[1:]
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        y, x = y - h / 2, x - w / 2
+        pattern = 300.0 * np.sin(18 * np.arctan2(y, x)) * np.exp(-np.hypot(y, x) * spacing_mm
+                                                                   / 200.0)
+        return (hu + pattern[None]).astype(np.float32), ref
+    raise ValueError(f"unknown degradation {name!r}")
+
+
+def stress(model: Any) -> dict[str, Any]:
+    """The held-out model on subject B under each of :data:`DEGRADATIONS`: per degradation
+    MF+ES Dice and mean confidence, and the confidence figures over all rows (does the
+    confidence fall where the input makes the model fail?)."""
+    from dataclasses import replace
+
+    from rcsa.io import load, load_labels
+    from rcsa.levels import find_levels
+    from rcsa.segment.evaluate import per_class_dice
+    from rcsa.segment.infer import segment
+    from rcsa.segment.prepare import convert_labels
+
+    d = SAMPLE / "ct_thoracolumbar_dicom"
+    ct = load(d / "dicom")
+    ref0 = convert_labels(ct, load_labels(d / "labels_ts_v2.nii.gz", like=ct), "ts_v2"
+                          ).labels.voxels
+    level_map = find_levels(ct)
+    names = {f"k{k:02d}": k for k in range(ct.voxels.shape[0])}
+    rows: list[dict[str, Any]] = []
+    per: dict[str, Any] = {}
+    for name in DEGRADATIONS:
+        hu, ref = degraded_b(name, ct.hu(), ref0, float(ct.spacing_mm[0]))
+        res = segment(replace(ct, voxels=np.ascontiguousarray(hu, np.float32)), names,
+                      model=model, tta=True, level_map=level_map)
+        these = []
+        for lv in res:
+            dice = per_class_dice(lv.labels, ref[lv.slice_index])
+            for s in CLASSES_B:
+                if dice.get(s) is None:
+                    continue
+                conf = lv.seg_confidence.get(s)
+                these.append({"k": lv.slice_index, "structure": s, "dice": dice[s],
+                              "seg_confidence": conf, "degradation": name,
+                              "needs_review": conf is None or conf < lv.review_below})
+        d3 = per_class_dice(np.stack([lv.labels for lv in res]), ref)
+        auto = [r for r in these if r["structure"].startswith("autochthon")]
+        per[name] = {"autochthon_left": d3["autochthon_left"],
+                     "autochthon_right": d3["autochthon_right"],
+                     "mean_confidence_autochthon": round(float(np.mean(
+                         [r["seg_confidence"] or 0.0 for r in auto])), 3),
+                     "flagged_autochthon": round(float(np.mean([r["needs_review"]
+                                                                for r in auto])), 3)}
+        rows += these
+    return {"degradations": DEGRADATIONS, "per_degradation": per,
+            "all_rows": _confidence(rows),
+            "autochthon_rows": _confidence([r for r in rows
+                                            if r["structure"].startswith("autochthon")])}
+
+
 def subject_c(model: Any) -> dict[str, Any]:
     from rcsa.io import load, read_tag
     from rcsa.segment.evaluate import evaluate_c
@@ -341,6 +436,20 @@ def table(res: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         L.append(f"5. speed, s per level slice (A, 5 levels, {res['threads']} threads): with "
                  f"confidence {s['confidence']:.3f} (target <= 0.15); + flip TTA "
                  f"{s['confidence_flip_tta']:.3f}; plain (no confidence) {s['plain']:.3f}")
+    if "stress" in res:
+        st = res["stress"]
+        L.append("6. confidence under degradation (A-only model on B; MF+ES L / R, mean MF+ES "
+                 "confidence, share flagged):")
+        for name, v in st["per_degradation"].items():
+            L.append(f"   {name:15s} {_f(v['autochthon_left'])} / {_f(v['autochthon_right'])}"
+                     f"  conf {v['mean_confidence_autochthon']:.3f}  flagged "
+                     f"{v['flagged_autochthon']:.2f}")
+        for key, label in (("all_rows", "all rows"), ("autochthon_rows", "MF+ES rows")):
+            c = st[key]
+            L.append(f"   {label} ({c['n']}, {c['n_dice_below_0.8']} with Dice < 0.8): Spearman "
+                     f"{_f(c['spearman_confidence_vs_dice'])}; Dice<0.8 flagged "
+                     f"{_f(c['share_bad_flagged'])}; Dice>=0.8 flagged "
+                     f"{_f(c['share_good_flagged'])}")
     return "\n".join(L)
 
 
@@ -353,7 +462,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--skip", default="", help="comma-separated: training,speed,C")
+    ap.add_argument("--skip", default="", help="comma-separated: training,speed,C,stress")
     ap.add_argument("--figure", type=Path, default=None,
                     help="PNG of subject B's reference vs the held-out model")
     a = ap.parse_args()
@@ -376,6 +485,8 @@ def main() -> None:
         res["confidence"] = confidence_figures(cs["slices"])
         if a.figure:
             reference_figure(held, a.figure)
+        if "stress" not in skip:
+            res["stress"] = stress(held)
         if "C" not in skip:
             res["C_held_out"] = subject_c(held)
     if "C" not in skip:
