@@ -153,3 +153,33 @@ def test_cli_prepare_training(abdomen: Path, tmp_path: Path) -> None:
         "--label-map", "nonsense", "--out", str(tmp_path),
     ])
     assert r.exit_code == 4
+
+
+def test_cli_prepare_training_refused_write_exits_10(thoracolumbar: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk while the prepared subject is written: one line naming the output, exit
+    code 10 (environment), not an internal error; no temporary file left behind."""
+    import errno
+    import os
+
+    from typer.testing import CliRunner
+
+    from rcsa.cli import EXIT_ENVIRONMENT, app
+
+    real = os.replace
+
+    def replace(src: object, dst: object, *a: object, **k: object) -> None:
+        if str(dst).endswith("_prepare.json"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(src, dst, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", replace)
+    r = CliRunner().invoke(app, [
+        "prepare-training", str(thoracolumbar / "dicom"),
+        str(thoracolumbar / "labels_ts_v2.nii.gz"), "--label-map", "ts_v2",
+        "--out", str(tmp_path), "--name", "B",
+    ])
+    assert r.exit_code == EXIT_ENVIRONMENT, r.output
+    assert "B_prepare.json" in r.output and "No space left" in r.output
+    assert "internal error" not in r.output
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -427,6 +427,42 @@ def test_library_train_config(manifest: Path, tmp_path: Path) -> None:
     assert meta["preprocessing"]["in_channels"] == 1
 
 
+def test_refused_checkpoint_write_is_typed_and_keeps_the_last_checkpoint(
+        manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk while training is an OutputWriteError naming the file (exit code 10 at the
+    CLI), and the previous ``last.pt`` stays whole for ``--resume`` (checkpoints are written
+    to a temporary file and moved into place)."""
+    import errno
+    import os
+
+    from rcsa.cli import EXIT_ENVIRONMENT, exit_code_for
+    from rcsa.errors import OutputWriteError
+
+    only_a = tmp_path / "a.csv"
+    only_a.write_text("\n".join(manifest.read_text().splitlines()[:2]) + "\n")
+    cfg = TrainConfig(
+        epochs=1, samples_per_epoch=2, batch_size=2, slice_step=20, arch=dict(TINY_ARCH),
+        pre=Preprocessing(spacing_mm=6.0, patch_size=32, context_slices=0),
+    )
+    run = tmp_path / "run"
+    train(only_a, run, cfg, progress=False)
+    before = (run / "last.pt").read_bytes()
+    real_save = torch.save
+
+    def full_disk(obj: object, f: object, *a: object, **k: object) -> None:
+        real_save(obj, f, *a, **k)  # the bytes go to the temporary file ...
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # ... which cannot be closed
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OutputWriteError, match="No space left") as info:
+        train(only_a, run, dataclasses.replace(cfg, epochs=2), resume=True, progress=False)
+    assert info.value.path is not None
+    assert info.value.path.name in ("best_weights.pt", "last.pt")  # whichever came first
+    assert exit_code_for(info.value) == EXIT_ENVIRONMENT
+    assert (run / "last.pt").read_bytes() == before
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
 def test_swa_exports_the_mean_of_the_last_epochs(manifest: Path, tmp_path: Path) -> None:
     """--swa-epochs 2 of 3: the exported weights are the mean of epochs 2 and 3's weights,
     also when the run is interrupted after epoch 2 and resumed."""

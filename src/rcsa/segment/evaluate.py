@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,10 @@ def surface_dice(pred: npt.NDArray[np.bool_], ref: npt.NDArray[np.bool_],
         t = torch.as_tensor(np.ascontiguousarray(m))
         return torch.stack([~t, t])[None].float()
 
-    v = compute_surface_dice(onehot(pred), onehot(ref), [float(tolerance_mm)],
-                             spacing=[float(x) for x in spacing_mm])
+    with warnings.catch_warnings():  # MONAI 1.6 passes a deprecated argument internally
+        warnings.simplefilter("ignore", FutureWarning)
+        v = compute_surface_dice(onehot(pred), onehot(ref), [float(tolerance_mm)],
+                                 spacing=[float(x) for x in spacing_mm])
     return round(float(v.item()), 4)
 
 

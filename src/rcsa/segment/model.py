@@ -187,12 +187,15 @@ def write_ensemble(models: Sequence[Path], out: Path, *, name: str | None = None
     out = Path(out)
     if (out / "metadata.json").exists() or (out / "model.pt").exists():
         raise ModelError("output folder already holds a model (nothing is overwritten)", out)
-    out.mkdir(parents=True, exist_ok=True)
+    from rcsa.outputs import atomic_write, atomic_write_text, write_error
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, out) from exc
     target = out / "model.pt"
-    tmp = out / "model.pt.partial"
-    torch.save({"format": ENSEMBLE_FORMAT,
-                "members": [m.network.state_dict() for m in loaded]}, tmp)
-    tmp.replace(target)
+    state = {"format": ENSEMBLE_FORMAT, "members": [m.network.state_dict() for m in loaded]}
+    atomic_write(target, lambda tmp: torch.save(state, tmp), overwrite=False)
     meta = {k: v for k, v in first.metadata.items() if k not in ("training", "metrics", "name")}
     if name:
         meta["name"] = name
@@ -217,5 +220,5 @@ def write_ensemble(models: Sequence[Path], out: Path, *, name: str | None = None
     if needs_review_below is not None:
         meta["confidence"] = {"needs_review_below": float(needs_review_below),
                               "score": "ensemble agreement"}
-    (out / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
+    atomic_write_text(out / "metadata.json", json.dumps(meta, indent=1) + "\n", overwrite=False)
     return out / "metadata.json"

@@ -299,18 +299,21 @@ def prepare_training(
     ``<name>_qc_kNNN.png`` overlays of the rule-derived multifidus / erector split.
     """
     from rcsa.io import write_labels
+    from rcsa.outputs import atomic_write_text, write_error
     from rcsa.segment.qc import overlay_png
 
     ct, prep = load_subject(image, labels, label_map, parts)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, out_dir) from exc
     labels_path = out_dir / f"{name}_labels.nii.gz"
     # on the CT's own grid (the labels matched it within load_labels' tolerance)
     write_labels(replace(prep.labels, geometry=ct.geometry), labels_path,
                  ct.source.file_geometry)
     vox = prep.labels.voxels
-    (out_dir / f"{name}_labels.json").write_text(
-        json.dumps(C.RCSA_CLASSES.labels_dict(), indent=1) + "\n"
-    )
+    atomic_write_text(out_dir / f"{name}_labels.json",
+                      json.dumps(C.RCSA_CLASSES.labels_dict(), indent=1) + "\n", overwrite=True)
     sidecar = out_dir / f"{name}_prepare.json"
     auto = np.isin(vox, [C.MULTIFIDUS_L, C.MULTIFIDUS_R, C.ERECTOR_L, C.ERECTOR_R])
     ks = np.nonzero(auto.any(axis=(1, 2)))[0]
@@ -320,11 +323,14 @@ def prepare_training(
     qc_paths = []
     for k in picks:
         p = out_dir / f"{name}_qc_k{k:03d}.png"
-        overlay_png(
-            ct.hu()[k], np.where(vox[k] == C.IGNORE_INDEX, 0, vox[k]), C.RCSA_CLASSES, p,
-            title=f"{name} k={k} (multifidus/erector split is rule-derived)",
-            spacing_mm=(float(ct.spacing_mm[0]), float(ct.spacing_mm[1])),
-        )
+        try:
+            overlay_png(
+                ct.hu()[k], np.where(vox[k] == C.IGNORE_INDEX, 0, vox[k]), C.RCSA_CLASSES, p,
+                title=f"{name} k={k} (multifidus/erector split is rule-derived)",
+                spacing_mm=(float(ct.spacing_mm[0]), float(ct.spacing_mm[1])),
+            )
+        except OSError as exc:
+            raise write_error(exc, p) from exc
         qc_paths.append(p)
     info = {
         "labels": C.RCSA_CLASSES.labels_dict(),
@@ -336,6 +342,6 @@ def prepare_training(
                    "parts": str(parts) if parts else None},
         "class_voxels": prep.class_voxels(),
     }
-    sidecar.write_text(json.dumps(info, indent=1) + "\n")
+    atomic_write_text(sidecar, json.dumps(info, indent=1) + "\n", overwrite=True)
     return PreparedSubject(labels_path, sidecar, tuple(qc_paths), prep.known_classes,
                            prep.class_voxels())

@@ -45,12 +45,31 @@ from monai.transforms.transform import MapTransform, Randomizable
 from monai.transforms.utility.dictionary import EnsureTyped
 
 from rcsa.errors import InputError, InputNotFoundError
+from rcsa.outputs import atomic_write, atomic_write_text, write_error
 from rcsa.segment import classes as C
 from rcsa.segment.data import Preprocessing, resample_labels, resampled_shape, slice_stack
 from rcsa.segment.infer import predict_stack
 from rcsa.segment.model import DEFAULT_ARCH, build_network
 
 MANIFEST_COLUMNS = ("image", "labels", "label_map")
+
+
+def _save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file moved into place (an interrupted or refused write
+    never leaves a truncated checkpoint for ``--resume``); a refused write (disk full,
+    permission denied) is an :class:`~rcsa.errors.OutputWriteError` naming ``path``."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp), overwrite=True)
+
+
+def _save_json(data: Any, path: Path) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n", overwrite=True)
+
+
+def _make_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, path) from exc
 
 
 @dataclass(frozen=True)
@@ -460,7 +479,7 @@ def train(
     net = build_network(config.arch, pre.in_channels, n).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, config.epochs))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _make_dir(out_dir)
     history: list[dict[str, Any]] = []
     start_epoch = 0
     best_score = -1.0
@@ -484,7 +503,7 @@ def train(
         swa, swa_n = ck["swa"], int(ck["swa_n"])
     sampler_rng = np.random.default_rng(config.seed + start_epoch)
     weights = _weights(train_items)
-    (out_dir / "config.json").write_text(json.dumps(config.to_json(), indent=1) + "\n")
+    _save_json(config.to_json(), out_dir / "config.json")
 
     with Progress(disable=not progress, transient=False) as bar:
         task = bar.add_task("training", total=config.epochs, completed=start_epoch)
@@ -528,8 +547,8 @@ def train(
             improved = score > best_score
             if improved:
                 best_score = score
-                torch.save(net.state_dict(), out_dir / "best_weights.pt")
-            torch.save(
+                _save(net.state_dict(), out_dir / "best_weights.pt")
+            _save(
                 {"model": net.state_dict(), "optimizer": opt.state_dict(),
                  "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
                  "best_score": best_score, "torch_rng": torch.get_rng_state(),
@@ -537,7 +556,7 @@ def train(
                  "config": config.to_json(), "swa": swa, "swa_n": swa_n},
                 last,
             )
-            (out_dir / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+            _save_json(history, out_dir / "history.json")
             msg = f"epoch {epoch + 1}/{config.epochs} loss {rec['loss']:.4f} ({rec['seconds']} s)"
             if "val_dice" in rec:
                 msg += f" val {rec['val_score']:.3f}" + ("*" if improved else "")
@@ -560,7 +579,7 @@ def train(
 
     if swa is not None:
         exported, origin = out_dir / "swa_weights.pt", f"mean of the last {swa_n} epochs (SWA)"
-        torch.save(swa, exported)
+        _save(swa, exported)
     elif (out_dir / "best_weights.pt").is_file():
         exported, origin = out_dir / "best_weights.pt", "best epoch"
     else:
@@ -584,12 +603,12 @@ def export_model(weights: Path, out: Path, config: TrainConfig, rows: Sequence[M
     """Write ``out/model.pt`` (state dict) + ``out/metadata.json`` (with its sha256)."""
     from rcsa.segment.model import sha256_file
 
-    out.mkdir(parents=True, exist_ok=True)
+    _make_dir(out)
     state = torch.load(weights, map_location="cpu", weights_only=False)
     if isinstance(state, dict) and "model" in state:
         state = state["model"]
     target = out / "model.pt"
-    torch.save(state, target)
+    _save(state, target)
     meta = {
         "format": "rcsa-segmentation-model/1",
         "task": "axial CT slice segmentation of core muscles and the vertebral body",
@@ -615,5 +634,5 @@ def export_model(weights: Path, out: Path, config: TrainConfig, rows: Sequence[M
         },
         "metrics": dict(metrics or {}),
     }
-    (out / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
+    _save_json(meta, out / "metadata.json")
     return out / "metadata.json"
