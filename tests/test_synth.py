@@ -65,6 +65,23 @@ def test_atrophy_erodes_muscles_into_fat() -> None:
     assert np.array_equal(lab == 11, lab0 == 11)  # the vertebral body is not a muscle
 
 
+def test_lean_raises_muscle_hu_per_muscle_and_keeps_the_rest() -> None:
+    d0 = _phantom()
+    d = synth.lean(dict(d0), np.random.RandomState(3))
+    lab = d0["label"][0]
+    m = np.isin(lab, synth.MUSCLE_IDS)
+    shifts = []
+    for cid in np.unique(lab[m]):
+        sel = lab == cid
+        delta = synth.to_hu(d["image"][1][sel]) - synth.to_hu(d0["image"][1][sel])
+        assert np.allclose(delta, delta.mean(), atol=0.5)  # one shift per muscle, texture kept
+        assert 5.0 - 1e-3 <= delta.mean() <= 35.0 + 1e-3
+        shifts.append(float(delta.mean()))
+    assert len(shifts) > 1 and max(shifts) - min(shifts) <= 10.0 + 1e-3
+    assert np.array_equal(d["label"], d0["label"])
+    assert np.array_equal(d["image"][:, ~m], d0["image"][:, ~m])
+
+
 def test_infiltration_lowers_muscle_hu_and_keeps_labels() -> None:
     d0 = _phantom()
     d = synth.infiltration(dict(d0), np.random.RandomState(2))
