@@ -96,6 +96,24 @@ def reference_check(pred: np.ndarray, ref: np.ndarray, hu: np.ndarray,
     return out
 
 
+def slice_rows(res: Any, ref: np.ndarray) -> list[dict[str, Any]]:
+    """One record per B slice x structure of :data:`CLASSES_B` that the reference holds:
+    Dice, ``seg_confidence`` and ``needs_review`` (a structure not found counts as flagged)."""
+    from rcsa.segment.evaluate import per_class_dice
+
+    rows = []
+    for lv in res:
+        dice = per_class_dice(lv.labels, ref[lv.slice_index])
+        for name in CLASSES_B:
+            if dice.get(name) is None:
+                continue
+            conf = lv.seg_confidence.get(name)
+            rows.append({"k": lv.slice_index, "structure": name, "dice": dice[name],
+                         "seg_confidence": conf,
+                         "needs_review": conf is None or conf < lv.review_below})
+    return rows
+
+
 def cross_subject(model: Any) -> dict[str, Any]:
     """The held-out model on every slice of subject B: 3-D Dice, per-slice records and the
     reference check (:func:`reference_check`)."""
@@ -107,16 +125,7 @@ def cross_subject(model: Any) -> dict[str, Any]:
     ct = load(SAMPLE / "ct_thoracolumbar_dicom" / "dicom")
     check = reference_check(pred, ref, ct.hu(), (float(ct.spacing_mm[0]),
                                                   float(ct.spacing_mm[1])))
-    slices = []
-    for lv in res:
-        dice = per_class_dice(lv.labels, ref[lv.slice_index])
-        for name in CLASSES_B:
-            if dice.get(name) is None:
-                continue
-            conf = lv.seg_confidence.get(name)
-            slices.append({"k": lv.slice_index, "structure": name, "dice": dice[name],
-                           "seg_confidence": conf,
-                           "needs_review": conf is None or conf < lv.review_below})
+    slices = slice_rows(res, ref)
     return {"dice_3d": {k: per[k] for k in CLASSES_B}, "slices": slices,
             "needs_review_below": res.model_info.get("needs_review_below"),
             "reference_check": check}
@@ -292,16 +301,7 @@ def stress(model: Any) -> dict[str, Any]:
         hu, ref = degraded_b(name, ct.hu(), ref0, float(ct.spacing_mm[0]))
         res = segment(replace(ct, voxels=np.ascontiguousarray(hu, np.float32)), names,
                       model=model, tta=True, level_map=level_map)
-        these = []
-        for lv in res:
-            dice = per_class_dice(lv.labels, ref[lv.slice_index])
-            for s in CLASSES_B:
-                if dice.get(s) is None:
-                    continue
-                conf = lv.seg_confidence.get(s)
-                these.append({"k": lv.slice_index, "structure": s, "dice": dice[s],
-                              "seg_confidence": conf, "degradation": name,
-                              "needs_review": conf is None or conf < lv.review_below})
+        these = [{**r, "degradation": name} for r in slice_rows(res, ref)]
         d3 = per_class_dice(np.stack([lv.labels for lv in res]), ref)
         auto = [r for r in these if r["structure"].startswith("autochthon")]
         per[name] = {"autochthon_left": d3["autochthon_left"],
