@@ -114,37 +114,31 @@ def slice_rows(res: Any, ref: np.ndarray) -> list[dict[str, Any]]:
     return rows
 
 
-def cross_subject(model: Any) -> dict[str, Any]:
-    """The held-out model on every slice of subject B: 3-D Dice, per-slice records and the
-    reference check (:func:`reference_check`)."""
-    from rcsa.io import load
-    from rcsa.segment.evaluate import per_class_dice, segment_subject_b
-    res, ref = segment_subject_b(model, tta=True, root=SAMPLE)
+def cross_subject(res: Any, ct: Any, ref: np.ndarray) -> dict[str, Any]:
+    """The held-out model's segmentation ``res`` of every slice of subject B (``ct``,
+    reference ``ref``): 3-D Dice, per-slice records and the reference check
+    (:func:`reference_check`)."""
+    from rcsa.segment.evaluate import per_class_dice
+
     pred = np.stack([lv.labels for lv in res])
     per = per_class_dice(pred, ref)
-    ct = load(SAMPLE / "ct_thoracolumbar_dicom" / "dicom")
     check = reference_check(pred, ref, ct.hu(), (float(ct.spacing_mm[0]),
                                                   float(ct.spacing_mm[1])))
-    slices = slice_rows(res, ref)
-    return {"dice_3d": {k: per[k] for k in CLASSES_B}, "slices": slices,
+    return {"dice_3d": {k: per[k] for k in CLASSES_B}, "slices": slice_rows(res, ref),
             "needs_review_below": res.model_info.get("needs_review_below"),
             "reference_check": check}
 
 
-def reference_figure(model: Any, path: Path, ks: tuple[int, ...] = (3, 9, 15)) -> None:
-    """Subject B, A-only model: each side's autochthon, reference (green) and model (red), on
-    three slices, narrow window (-150..150 HU) so that the fat planes between the muscles
-    show; the picture that goes with :func:`reference_check`."""
+def reference_figure(res: Any, ct: Any, ref: np.ndarray, path: Path,
+                     ks: tuple[int, ...] = (3, 9, 15)) -> None:
+    """Subject B, A-only model's ``res``: each side's autochthon, reference (green) and model
+    (red), on three slices, narrow window (-150..150 HU) so that the fat planes between the
+    muscles show; the picture that goes with :func:`reference_check`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rcsa.io import load
-    from rcsa.segment.evaluate import segment_subject_b
-
-    res, ref = segment_subject_b(model, tta=True, root=SAMPLE)
-    ct = load(SAMPLE / "ct_thoracolumbar_dicom" / "dicom")
     fig, axes = plt.subplots(2, len(ks), figsize=(4.2 * len(ks), 6.4))
     for col, k in enumerate(ks):
         pred = res.levels[k].labels
@@ -277,30 +271,23 @@ def degraded_b(name: str, hu: np.ndarray, ref: np.ndarray, spacing_mm: float,
     raise ValueError(f"unknown degradation {name!r}")
 
 
-def stress(model: Any) -> dict[str, Any]:
-    """The held-out model on subject B under each of :data:`DEGRADATIONS`: per degradation
-    MF+ES Dice and mean confidence, and the confidence figures over all rows (does the
-    confidence fall where the input makes the model fail?)."""
+def stress(model: Any, ct: Any, ref0: np.ndarray) -> dict[str, Any]:
+    """The held-out model on subject B (``ct``, reference ``ref0``) under each of
+    :data:`DEGRADATIONS`: per degradation MF+ES Dice and mean confidence, and the confidence
+    figures over all rows (does the confidence fall where the input makes the model fail?).
+    Every degraded copy uses the level map of the clean scan."""
     from dataclasses import replace
 
-    from rcsa.io import load, load_labels
     from rcsa.levels import find_levels
-    from rcsa.segment.evaluate import per_class_dice
-    from rcsa.segment.infer import segment
-    from rcsa.segment.prepare import convert_labels
+    from rcsa.segment.evaluate import per_class_dice, segment_every_slice
 
-    d = SAMPLE / "ct_thoracolumbar_dicom"
-    ct = load(d / "dicom")
-    ref0 = convert_labels(ct, load_labels(d / "labels_ts_v2.nii.gz", like=ct), "ts_v2"
-                          ).labels.voxels
     level_map = find_levels(ct)
-    names = {f"k{k:02d}": k for k in range(ct.voxels.shape[0])}
     rows: list[dict[str, Any]] = []
     per: dict[str, Any] = {}
     for name in DEGRADATIONS:
         hu, ref = degraded_b(name, ct.hu(), ref0, float(ct.spacing_mm[0]))
-        res = segment(replace(ct, voxels=np.ascontiguousarray(hu, np.float32)), names,
-                      model=model, tta=True, level_map=level_map)
+        res = segment_every_slice(model, replace(ct, voxels=np.ascontiguousarray(
+            hu, np.float32)), level_map=level_map)
         these = [{**r, "degradation": name} for r in slice_rows(res, ref)]
         d3 = per_class_dice(np.stack([lv.labels for lv in res]), ref)
         auto = [r for r in these if r["structure"].startswith("autochthon")]
@@ -318,22 +305,11 @@ def stress(model: Any) -> dict[str, Any]:
 
 
 def subject_c(model: Any) -> dict[str, Any]:
-    from rcsa.io import load, read_tag
+    """Share of predicted muscle inside C's tracing and psoas on its L3 slice
+    (:func:`rcsa.segment.evaluate.evaluate_c`, flip TTA)."""
     from rcsa.segment.evaluate import evaluate_c
-    from rcsa.segment.infer import segment
 
-    out = evaluate_c(model, tta=True, root=SAMPLE)
-    d = SAMPLE / "l3_slice_alberta"
-    ct = load(d / "slice_uncompressed.dcm")
-    traced = read_tag(d / "tissue_labels.tag", reference=ct).voxels[0] == 1
-    lv = segment(ct, {"L3": 0}, model=model, tta=True)["L3"]
-    for side in ("left", "right"):
-        m = lv.mask(f"psoas_{side}")
-        out[f"psoas_{side}_mm2"] = round(lv.area_mm2(f"psoas_{side}"), 1)
-        out[f"psoas_{side}_share_inside"] = (round(float((m & traced).sum()) / int(m.sum()), 3)
-                                             if m.any() else None)
-        out[f"psoas_{side}_seg_confidence"] = lv.seg_confidence.get(f"psoas_{side}")
-    return out
+    return evaluate_c(model, tta=True, root=SAMPLE)
 
 
 def training_subjects(model: Any) -> dict[str, Any]:
@@ -478,15 +454,19 @@ def main() -> None:
                            "threads": a.threads, "cpu": platform.machine()}
     t0 = time.perf_counter()
     if a.held_out_model:
+        from rcsa.segment.evaluate import load_subject_b, segment_every_slice
+
         held = load_model(a.held_out_model)
         res["held_out_model"] = str(a.held_out_model)
-        cs = cross_subject(held)
+        ct_b, ref_b = load_subject_b(SAMPLE)
+        seg_b = segment_every_slice(held, ct_b)
+        cs = cross_subject(seg_b, ct_b, ref_b)
         res["cross_subject"] = cs
         res["confidence"] = confidence_figures(cs["slices"])
         if a.figure:
-            reference_figure(held, a.figure)
+            reference_figure(seg_b, ct_b, ref_b, a.figure)
         if "stress" not in skip:
-            res["stress"] = stress(held)
+            res["stress"] = stress(held, ct_b, ref_b)
         if "C" not in skip:
             res["C_held_out"] = subject_c(held)
     if "C" not in skip:

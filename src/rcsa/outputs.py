@@ -59,6 +59,14 @@ def _remove(path: Path) -> None:
         pass
 
 
+def make_dir(path: Path) -> None:
+    """``mkdir -p``; a refused creation is an :class:`OutputWriteError` on ``path``."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, path) from exc
+
+
 def check_writable(path: Path, overwrite: bool, create_parent: bool = False) -> None:
     """Refuse an existing output unless ``overwrite``; the parent folder must exist
     (or is created when ``create_parent``)."""
@@ -67,10 +75,7 @@ def check_writable(path: Path, overwrite: bool, create_parent: bool = False) -> 
     if not path.parent.exists():
         if not create_parent:
             raise InputNotFoundError("output folder does not exist", path.parent)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise write_error(exc, path.parent) from exc
+        make_dir(path.parent)
 
 
 def _default_mode() -> int:

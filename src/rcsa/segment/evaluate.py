@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rcsa.config import load_config
-from rcsa.io import load, load_labels, read_tag
+from rcsa.io import CTVolume, load, load_labels, read_tag
 from rcsa.levels import find_levels
 from rcsa.segment import classes as C
 from rcsa.segment.infer import SegmentationResult, segment
@@ -108,20 +108,31 @@ def evaluate_a(model: LoadedModel, tta: bool = True, root: Path = SAMPLE) -> dic
     return out
 
 
-def segment_subject_b(model: LoadedModel, tta: bool = True, root: Path = SAMPLE
-                      ) -> tuple[SegmentationResult, npt.NDArray[np.integer[Any]]]:
-    """Subject B segmented on every slice, with its reference labels (rcsa class ids).
-
-    Every slice is segmented unnamed; the pelvic landmarks come from rcsa's own level finder
-    (as in production), not from the reference labels.
-    """
+def load_subject_b(root: Path = SAMPLE) -> tuple[CTVolume, npt.NDArray[np.integer[Any]]]:
+    """Subject B (thoracolumbar DICOM) and its reference labels (rcsa class ids, CT grid)."""
     d = root / "ct_thoracolumbar_dicom"
     ct = load(d / "dicom")
     ref = convert_labels(ct, load_labels(d / "labels_ts_v2.nii.gz", like=ct), "ts_v2"
                          ).labels.voxels
+    return ct, ref
+
+
+def segment_every_slice(model: LoadedModel, ct: CTVolume, tta: bool = True,
+                        level_map: Any = None) -> SegmentationResult:
+    """Every slice of ``ct`` segmented unnamed (``k00``, ``k01``, ...); the pelvic landmarks
+    from ``level_map`` or, by default, rcsa's own level finder on ``ct`` (as in production),
+    never from reference labels."""
     levels = {f"k{k:02d}": k for k in range(ct.voxels.shape[0])}
-    res = segment(ct, levels, model=model, tta=tta, level_map=find_levels(ct))
-    return res, ref
+    return segment(ct, levels, model=model, tta=tta,
+                   level_map=find_levels(ct) if level_map is None else level_map)
+
+
+def segment_subject_b(model: LoadedModel, tta: bool = True, root: Path = SAMPLE
+                      ) -> tuple[SegmentationResult, npt.NDArray[np.integer[Any]]]:
+    """Subject B segmented on every slice (:func:`segment_every_slice`), with its reference
+    labels (rcsa class ids)."""
+    ct, ref = load_subject_b(root)
+    return segment_every_slice(model, ct, tta), ref
 
 
 def evaluate_b(model: LoadedModel, tta: bool = True, root: Path = SAMPLE) -> dict[str, Any]:
@@ -153,6 +164,13 @@ def evaluate_c(model: LoadedModel, tta: bool = True, root: Path = SAMPLE) -> dic
     hu = ct.voxels[0]
     lean = pred & (hu >= lo) & (hu <= hi)
     lean_inside = float((lean & traced).sum()) / max(1, int(lean.sum()))
+    psoas: dict[str, Any] = {}
+    for side in ("left", "right"):  # issue 16: psoas must be found on this L3 slice
+        m = lv.mask(f"psoas_{side}")
+        psoas[f"psoas_{side}_mm2"] = round(lv.area_mm2(f"psoas_{side}"), 1)
+        psoas[f"psoas_{side}_share_inside"] = (round(float((m & traced).sum()) / int(m.sum()),
+                                                     3) if m.any() else None)
+        psoas[f"psoas_{side}_seg_confidence"] = lv.seg_confidence.get(f"psoas_{side}")
     return {
         "predicted_muscle_px": int(pred.sum()),
         "share_inside_traced_muscle": round(inside, 4),
@@ -162,6 +180,7 @@ def evaluate_c(model: LoadedModel, tta: bool = True, root: Path = SAMPLE) -> dic
         "share_of_traced_covered": round(float((pred & traced).sum()) / max(1, traced.sum()), 4),
         "areas_mm2": {k: round(v, 1) for k, v in lv.areas_mm2().items() if v > 0},
         "flags": list(lv.flags),
+        **psoas,
     }
 
 

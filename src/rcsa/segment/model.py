@@ -187,12 +187,9 @@ def write_ensemble(models: Sequence[Path], out: Path, *, name: str | None = None
     out = Path(out)
     if (out / "metadata.json").exists() or (out / "model.pt").exists():
         raise ModelError("output folder already holds a model (nothing is overwritten)", out)
-    from rcsa.outputs import atomic_write, atomic_write_text, write_error
+    from rcsa.outputs import atomic_write, atomic_write_text, make_dir
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise write_error(exc, out) from exc
+    make_dir(out)
     target = out / "model.pt"
     state = {"format": ENSEMBLE_FORMAT, "members": [m.network.state_dict() for m in loaded]}
     atomic_write(target, lambda tmp: torch.save(state, tmp), overwrite=False)

@@ -299,14 +299,11 @@ def prepare_training(
     ``<name>_qc_kNNN.png`` overlays of the rule-derived multifidus / erector split.
     """
     from rcsa.io import write_labels
-    from rcsa.outputs import atomic_write_text, write_error
+    from rcsa.outputs import atomic_write_text, make_dir, write_error
     from rcsa.segment.qc import overlay_png
 
     ct, prep = load_subject(image, labels, label_map, parts)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise write_error(exc, out_dir) from exc
+    make_dir(out_dir)
     labels_path = out_dir / f"{name}_labels.nii.gz"
     # on the CT's own grid (the labels matched it within load_labels' tolerance)
     write_labels(replace(prep.labels, geometry=ct.geometry), labels_path,
@@ -321,11 +318,12 @@ def prepare_training(
         ks.size
     ) else []
     qc_paths = []
+    hu = ct.hu()
     for k in picks:
         p = out_dir / f"{name}_qc_k{k:03d}.png"
         try:
             overlay_png(
-                ct.hu()[k], np.where(vox[k] == C.IGNORE_INDEX, 0, vox[k]), C.RCSA_CLASSES, p,
+                hu[k], np.where(vox[k] == C.IGNORE_INDEX, 0, vox[k]), C.RCSA_CLASSES, p,
                 title=f"{name} k={k} (multifidus/erector split is rule-derived)",
                 spacing_mm=(float(ct.spacing_mm[0]), float(ct.spacing_mm[1])),
             )

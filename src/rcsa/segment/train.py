@@ -45,7 +45,7 @@ from monai.transforms.transform import MapTransform, Randomizable
 from monai.transforms.utility.dictionary import EnsureTyped
 
 from rcsa.errors import InputError, InputNotFoundError
-from rcsa.outputs import atomic_write, atomic_write_text, write_error
+from rcsa.outputs import atomic_write, atomic_write_text, make_dir
 from rcsa.segment import classes as C
 from rcsa.segment.data import Preprocessing, resample_labels, resampled_shape, slice_stack
 from rcsa.segment.infer import predict_stack
@@ -63,13 +63,6 @@ def _save(obj: Any, path: Path) -> None:
 
 def _save_json(data: Any, path: Path) -> None:
     atomic_write_text(path, json.dumps(data, indent=1) + "\n", overwrite=True)
-
-
-def _make_dir(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise write_error(exc, path) from exc
 
 
 @dataclass(frozen=True)
@@ -479,7 +472,7 @@ def train(
     net = build_network(config.arch, pre.in_channels, n).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, config.epochs))
-    _make_dir(out_dir)
+    make_dir(out_dir)
     history: list[dict[str, Any]] = []
     start_epoch = 0
     best_score = -1.0
@@ -603,7 +596,7 @@ def export_model(weights: Path, out: Path, config: TrainConfig, rows: Sequence[M
     """Write ``out/model.pt`` (state dict) + ``out/metadata.json`` (with its sha256)."""
     from rcsa.segment.model import sha256_file
 
-    _make_dir(out)
+    make_dir(out)
     state = torch.load(weights, map_location="cpu", weights_only=False)
     if isinstance(state, dict) and "model" in state:
         state = state["model"]
