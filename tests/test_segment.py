@@ -255,7 +255,7 @@ def test_postprocess_on_the_label_box_equals_the_whole_slice(seed: int) -> None:
     np.testing.assert_array_equal(got, ref)
     assert info == {"components_relabelled_side": relabelled, "pixels_removed_small": removed,
                     "pixels_removed_implausible_at_level": implausible + far,
-                    "pixels_resplit_by_rule": resplit}
+                    "pixels_resplit_by_rule": resplit, "pixels_grown_from_core": 0}
     empty, _ = postprocess(np.zeros((5, 6), np.uint8), cmap, 1.0)
     assert not empty.any()
 
@@ -274,6 +274,47 @@ def _paraspinal_slice() -> tuple[np.ndarray, np.ndarray]:
         lab[60:95, c0:c1] = cmap.id_of(f"multifidus_{side}")
         hu[60:95, c0:c1] = 45.0
     return lab, hu
+
+
+def test_grow_from_core_follows_probability_and_density_and_never_starts_alone() -> None:
+    """Hysteresis growth of psoas: only background pixels where psoas is the most probable
+    foreground class at >= 0.25, of the core's muscle density, connected to the arg-max core;
+    nothing without a core, nothing taken from another class, other classes never grown."""
+    from rcsa.segment.postprocess import GROWN, grow_from_core
+
+    cmap = C.RCSA_CLASSES
+    assert set(GROWN) == {"psoas_left", "psoas_right"}
+    pl, es = cmap.id_of("psoas_left"), cmap.id_of("erector_spinae_left")
+    rng = np.random.default_rng(3)
+    hu = rng.normal(50.0, 8.0, (40, 60))  # muscle density everywhere ...
+    hu[:, 45:] = -100.0  # ... but fat on the right
+    hu[18:25, :] = 130.0  # a denser band (enhanced bowel wall): lean, not the core's density
+    lab = np.zeros(hu.shape, np.uint8)
+    lab[10:16, 10:16] = pl  # the arg-max core
+    lab[10:16, 30:34] = es  # another class, inside the probable region
+    probs = np.zeros((len(cmap), *hu.shape), np.float32)
+    probs[0] = 1.0
+    probs[pl, 5:38, 5:55] = 0.3  # psoas is the most probable foreground class here
+    probs[pl, 4:38, 40] = 0.2  # a column below the low threshold cuts the region in two
+    probs[es, 10:16, 30:34] = 0.9
+    probs[0] -= probs[1:].sum(0)
+    out, n = grow_from_core(lab, probs, hu, cmap)
+    grown = (out == pl) & (lab != pl)
+    assert n == int(grown.sum()) > 0
+    assert grown[5:18, 5:40].sum() == n  # above the dense band, left of the cut column
+    assert grown[5:18, 5:40].sum() > 0.9 * ((lab == 0)[5:18, 5:40]).sum()
+    assert (out[10:16, 30:34] == es).all()  # another class keeps its pixels
+    assert not grown[18:].any() and not grown[:, 40:].any()
+    # no core, no growth; a class not marked for growth is never grown
+    none, n0 = grow_from_core(np.where(lab == pl, 0, lab), probs, hu, cmap)
+    assert n0 == 0 and not (none == pl).any()
+    probs2 = probs.copy()
+    probs2[[pl, es]] = probs[[es, pl]]
+    lab2 = np.where(lab == pl, es, np.where(lab == es, pl, lab)).astype(np.uint8)
+    out2, _ = grow_from_core(lab2, probs2, hu, cmap)
+    assert ((out2 == es) == (lab2 == es)).all()
+    with pytest.raises(ValueError, match="differ"):
+        grow_from_core(lab, probs[:, :-1], hu, cmap)
 
 
 def test_split_by_rule_keeps_the_outline_and_follows_the_level() -> None:

@@ -17,7 +17,12 @@ from rcsa.errors import InputError
 from rcsa.io import CTVolume, Geometry
 from rcsa.levels.types import Level, LevelMap
 from rcsa.segment.classes import ClassMap
-from rcsa.segment.data import body_mask, probabilities_to_native, resample_labels, slice_stack
+from rcsa.segment.data import (
+    body_mask,
+    probabilities_to_native,
+    slice_stack,
+    zoom_linear,
+)
 from rcsa.segment.model import LoadedModel, load_model
 from rcsa.segment.postprocess import banned_classes, gluteal_ceiling, postprocess
 
@@ -292,7 +297,8 @@ def predict_stack(net: torch.nn.Module, image: npt.NDArray[np.float32], device: 
 def tta_agreement(final: npt.NDArray[Any], passes: Sequence[npt.NDArray[Any]],
                   cmap: ClassMap) -> dict[str, float]:
     """Per structure present in ``final`` (labels at the model's spacing): the mean Dice
-    between it and the arg-max of each test-time pass (same grid); 1 = every pass agrees.
+    between it and the labels of each test-time pass (same grid; in :func:`segment` each
+    pass's arg-max after the same post-processing as ``final``); 1 = every pass agrees.
     Also ``autochthon_left`` / ``_right`` (multifidus + erector spinae together, whose split
     is rule-derived)."""
     groups: dict[str, tuple[int, ...]] = {c.name: (c.id,) for c in cmap.classes if c.id != 0}
@@ -313,6 +319,24 @@ def tta_agreement(final: npt.NDArray[Any], passes: Sequence[npt.NDArray[Any]],
             ds.append(2.0 * float((f & q).sum()) / (nf + int(q.sum())))
         out[name] = round(float(np.mean(ds)), 3)
     return out
+
+
+def model_grid_labels(probs: npt.NDArray[np.float32], cmap: ClassMap, banned: Sequence[int],
+                      level: str | None, hu: npt.NDArray[Any] | None,
+                      spacing_mm: tuple[float, float], post: bool = True
+                      ) -> npt.NDArray[np.uint8]:
+    """Labels of one set of probabilities on the model's grid, by the steps
+    :func:`segment` takes on the native grid: impossible classes zeroed, arg-max, then (with
+    ``post`` and ``hu`` on the same grid) the same post-processing. The agreement score
+    compares the final probabilities and each test-time pass through this one path."""
+    if banned:
+        probs = probs.copy()
+        probs[list(banned)] = 0.0
+    lab = probs.argmax(0).astype(np.uint8)
+    if post and hu is not None:
+        lab, _ = postprocess(lab, cmap, spacing_mm[0], level, hu, spacing_y_mm=spacing_mm[1],
+                             probs=probs)
+    return np.asarray(lab, np.uint8)
 
 
 def needs_review_below(model: LoadedModel) -> float:
@@ -431,6 +455,7 @@ def segment(
             check_probs = [[res[ps][i] for ps in passes] for i in range(len(stacks))]
     for i, ((name, k), probs) in enumerate(zip(pairs, all_probs, strict=True)):
         model_shape = (int(probs.shape[1]), int(probs.shape[2]))
+        probs_m = probs
         probs = probabilities_to_native(probs, native)
         banned = banned_classes(cmap, name, k, ceiling) if post else []
         if banned:
@@ -439,19 +464,30 @@ def segment(
         info: dict[str, int] = {}
         if post:
             labels, info = postprocess(labels, cmap, spacing[0], name, ct.voxels[k],
-                                       spacing_y_mm=spacing[1])
+                                       spacing_y_mm=spacing[1], probs=probs)
         pmax = probs.max(0)
         conf = {c.name: round(float(pmax[labels == c.id].mean()), 3)
                 for c in cmap.classes if c.id != 0 and (labels == c.id).any()}
         agreement: dict[str, float] = {}
         if confidence:
-            pass_labels = []
-            for pp in check_probs[i]:
-                if banned:
-                    pp = pp.copy()
-                    pp[banned] = 0.0
-                pass_labels.append(pp.argmax(0))
-            agreement = tta_agreement(resample_labels(labels, model_shape), pass_labels, cmap)
+            # the final probabilities and each pass through the same steps on the model's
+            # grid (arg-max, then the same post-processing: rule split and growth included),
+            # so the score measures the stability of what is reported, not how far the rules
+            # moved the network's own arg-max, nor the resampling between the grids
+            hu_m = (zoom_linear(ct.voxels[k][None].astype(np.float32), model_shape)[0]
+                    if post else None)
+            sp_m = (spacing[0] * native[1] / model_shape[1],
+                    spacing[1] * native[0] / model_shape[0])
+
+            agreement = tta_agreement(
+                model_grid_labels(probs_m, cmap, banned, name, hu_m, sp_m, post),
+                [model_grid_labels(pp, cmap, banned, name, hu_m, sp_m, post)
+                 for pp in check_probs[i]], cmap)
+            # scored on the model's grid, reported for what the native labels hold
+            present = {c.name for c in cmap.classes if c.id != 0 and (labels == c.id).any()}
+            present |= {f"autochthon_{c.side}" for c in cmap.classes
+                        if c.muscle in AUTOCHTHON and c.name in present}
+            agreement = {n: v for n, v in agreement.items() if n in present}
             for c in cmap.classes:
                 if c.muscle in EXPECTED_AT_LEVEL.get(name, ()) and c.name not in agreement:
                     agreement[c.name] = 0.0  # anatomy says it is there; the model missed it

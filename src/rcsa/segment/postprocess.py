@@ -15,6 +15,15 @@
    again by the same rule that made the training labels (:mod:`rcsa.segment.split`), so the
    two muscles mean on every scan exactly what docs/segment.md defines, not the network's
    imitation of that rule (:func:`split_by_rule`).
+5. Growth from the core (when the probabilities and HU are given), for the classes the anatomy
+   table marks ``grown_from_core`` (psoas): a background pixel joins such a class when that
+   class is its most probable foreground class with probability >= :data:`GROW_LOW_P`, its HU
+   lie in the lean-muscle range :data:`GROW_HU` and within :data:`GROW_HU_SD` standard
+   deviations of the core's mean HU, and it connects to the class's arg-max component -
+   hysteresis thresholding (Canny 1986; high threshold = the arg-max, low =
+   :data:`GROW_LOW_P`) with the intensity band of ITK's confidence-connected region growing
+   (:func:`grow_from_core`). Nothing is grown without an arg-max core, and
+   no pixel is taken from another class.
 
 The per-structure facts these rules use (which muscles are impossible at which level, which
 arise below the iliac crest, how far each may lie from the vertebral body, which are the
@@ -43,6 +52,18 @@ U8 = npt.NDArray[np.uint8]
 MIN_BODY_MM2 = 300.0
 #: Muscles of the midline fallback (anatomy table: ``paraspinal``).
 PARASPINAL: tuple[str, ...] = ANATOMY.paraspinal()
+#: Classes grown from their arg-max core (anatomy table: ``grown_from_core``).
+GROWN: tuple[str, ...] = ANATOMY.grown_from_core()
+#: Low threshold of the growth: the class probability a pixel needs to join (half the 0.5 at
+#: which a class wins a two-way arg-max; fixed before any measurement, not fitted).
+GROW_LOW_P = 0.25
+#: HU a grown pixel must have: the lean-muscle range (Mitsiopoulos et al. 1998), so growth
+#: never takes fat, gas, bone or enhanced vessels.
+GROW_HU = (-29.0, 150.0)
+#: Intensity band of the growth, in standard deviations of the core's HU around its mean (the
+#: default multiplier of ITK's ConfidenceConnectedImageFilter): keeps the growth out of
+#: neighbouring soft tissue of another density (bowel wall, enhanced vessels, kidney).
+GROW_HU_SD = 2.5
 
 
 def vertebral_body(labels: npt.NDArray[Any], class_map: ClassMap, pixel_area_mm2: float
@@ -273,12 +294,54 @@ def split_by_rule(labels: npt.NDArray[Any], class_map: ClassMap, hu: npt.NDArray
     return out, int((out != before).sum())
 
 
+def grow_from_core(labels: npt.NDArray[Any], probs: npt.NDArray[Any], hu: npt.NDArray[Any],
+                   class_map: ClassMap, classes: tuple[str, ...] = GROWN,
+                   low: float = GROW_LOW_P, hu_range: tuple[float, float] = GROW_HU,
+                   hu_sd: float = GROW_HU_SD) -> tuple[U8, int]:
+    """Each of ``classes`` grown from its arg-max pixels into the background pixels where it
+    is the most probable foreground class with probability >= ``low`` and the HU lie in
+    ``hu_range`` and within ``hu_sd`` standard deviations of the arg-max pixels' mean HU,
+    keeping only what connects (4-connectivity) to the arg-max pixels; returns
+    (labels, pixels grown). ``probs``: (classes, rows, columns), id 0 = background, on the
+    grid of ``labels``. Pixels of another class are never taken."""
+    out = np.asarray(labels, np.uint8).copy()
+    probs = np.asarray(probs)
+    if probs.shape[1:] != out.shape:
+        raise ValueError(f"probabilities {probs.shape[1:]} and labels {out.shape} differ")
+    ids = [class_map.id_of(n) for n in classes if n in class_map.names]
+    cores = [out == i for i in ids]
+    if not any(c.any() for c in cores):
+        return out, 0
+    hu = np.asarray(hu)
+    free = (out == 0) & (hu >= hu_range[0]) & (hu <= hu_range[1])
+    best = probs[1:].argmax(0) + 1
+    grown = 0
+    for cid, core in zip(ids, cores, strict=True):
+        if not core.any():
+            continue
+        core_hu = hu[core].astype(np.float64)
+        mu, sd = float(core_hu.mean()), float(core_hu.std())
+        cand = (free & (best == cid) & (probs[cid] >= low)
+                & (np.abs(hu - mu) <= hu_sd * sd))
+        if not cand.any():
+            continue
+        comps, _n = ndimage.label(core | cand)
+        touch = np.unique(comps[core])
+        new = cand & np.isin(comps, touch[touch > 0])
+        out[new] = cid
+        grown += int(new.sum())
+    return out, grown
+
+
 def postprocess(labels: npt.NDArray[Any], class_map: ClassMap, spacing_x_mm: float,
                 level: str | None = None, hu: npt.NDArray[Any] | None = None,
-                spacing_y_mm: float | None = None) -> tuple[U8, dict[str, int]]:
+                spacing_y_mm: float | None = None, probs: npt.NDArray[Any] | None = None
+                ) -> tuple[U8, dict[str, int]]:
     """Plausibility at ``level``, distance to the vertebral body, side consistency, the
     largest component per class and, when ``hu`` is given, the multifidus / erector spinae
-    split by the labelling rule (module docstring; square pixels unless ``spacing_y_mm``).
+    split by the labelling rule and, when ``probs`` (the probabilities the labels are the
+    arg-max of) are given too, growth from the core (module docstring; square pixels unless
+    ``spacing_y_mm``).
 
     Works on the bounding box of the labelled pixels: every component, and the vertebral
     body it is measured from, lies inside it, so the result equals that of the whole slice
@@ -289,7 +352,8 @@ def postprocess(labels: npt.NDArray[Any], class_map: ClassMap, spacing_x_mm: flo
     rows = np.flatnonzero(full.any(axis=1))
     if rows.size == 0:
         return out, {"components_relabelled_side": 0, "pixels_removed_small": 0,
-                     "pixels_removed_implausible_at_level": 0, "pixels_resplit_by_rule": 0}
+                     "pixels_removed_implausible_at_level": 0, "pixels_resplit_by_rule": 0,
+                     "pixels_grown_from_core": 0}
     cols = np.flatnonzero(full.any(axis=0))
     r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     lab, implausible = implausible_removed(full[r0:r1, c0:c1], class_map, level)
@@ -299,10 +363,12 @@ def postprocess(labels: npt.NDArray[Any], class_map: ClassMap, spacing_x_mm: flo
     lab, relabelled = side_consistency(lab, class_map, spacing_x_mm, midline=mid)
     lab, removed = largest_component(lab, class_map)
     out[r0:r1, c0:c1] = lab
-    resplit = 0
+    resplit = grown = 0
     if hu is not None:  # on the whole slice: bone beside the box counts in the rule
         out, resplit = split_by_rule(out, class_map, hu, (spacing_x_mm, spacing_y_mm or
                                                           spacing_x_mm), level)
+        if probs is not None:
+            out, grown = grow_from_core(out, probs, hu, class_map)
     return out, {"components_relabelled_side": relabelled, "pixels_removed_small": removed,
                  "pixels_removed_implausible_at_level": implausible,
-                 "pixels_resplit_by_rule": resplit}
+                 "pixels_resplit_by_rule": resplit, "pixels_grown_from_core": grown}
