@@ -65,6 +65,37 @@ def test_atrophy_erodes_muscles_into_fat() -> None:
     assert np.array_equal(lab == 11, lab0 == 11)  # the vertebral body is not a muscle
 
 
+def test_hypertrophy_grows_muscles_into_fat_only() -> None:
+    """Muscles grow into the fat next to them (<= 5 mm), painted with their own HU and
+    labelled as themselves; soft tissue, the vertebral body and air are never taken."""
+    d0 = _phantom()
+    yy, xx = np.mgrid[0:160, 0:160]
+    hu = synth.to_hu(d0["image"][1]).copy()
+    pad = ((yy - 105) ** 2 + (xx - 98) ** 2 <= 18**2) & (d0["label"][0] == 0)
+    hu[pad] = -100.0  # a fat pad around the left multifidus only
+    img = np.asarray(np.clip(synth.to_norm(hu), 0, 1), np.float32)
+    d0["image"] = np.stack([img, img, img])
+    d0["thick"] = d0["image"].copy()
+    lab0 = d0["label"][0]
+    grown_any = False
+    for seed in range(6):
+        d = synth.hypertrophy(dict(d0), np.random.RandomState(seed), pixel_mm=2.0)
+        lab = d["label"][0]
+        ring = lab != lab0
+        if not ring.any():
+            continue
+        grown_any = True
+        assert np.all(lab0[ring] == 0) and np.all(lab[ring] == 1)  # only the left one, fat
+        assert pad[ring].all()
+        dist = np.sqrt((yy - 105) ** 2 + (xx - 98) ** 2)
+        assert dist[ring].max() <= 10 + 3 + 0.5  # radius 10 px + at most 3 px (5 mm)
+        assert synth.to_hu(d["image"][1][ring]).mean() == pytest.approx(50, abs=10)
+        assert np.array_equal(lab == 11, lab0 == 11) and np.array_equal(lab == 2, lab0 == 2)
+        assert np.array_equal(d["image"][:, ~ring], d0["image"][:, ~ring])
+    assert grown_any
+    assert synth.expand("hypertrophy") == ("hypertrophy",)
+
+
 def test_lean_raises_muscle_hu_per_muscle_and_keeps_the_rest() -> None:
     d0 = _phantom()
     d = synth.lean(dict(d0), np.random.RandomState(3))

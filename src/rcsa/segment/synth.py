@@ -16,6 +16,9 @@ The generators (families of ``docs/segment.md``, "Synthetic variation"):
                 outline (thin and obese habitus without changing the muscles);
 ``atrophy``     muscles eroded by 1-5 mm, the ring filled with fat HU and relabelled
                 background;
+``hypertrophy`` the counterpart: muscles grown by 1-5 mm into the fat around them (never
+                into another structure, organ or air), the ring painted with the muscle's
+                own HU and texture and relabelled as that muscle (muscular habitus);
 ``infiltration`` intramuscular fat: muscle mean HU lowered 10-40 HU and streaks near -100 HU;
 ``lean``        denser muscle: muscle mean HU raised 10-30 HU (lean or contrast-enhanced muscle);
 ``contrast``    contrast-enhanced vessels (+100-250 HU) and kidneys (+50-180 HU) where the
@@ -178,6 +181,57 @@ def atrophy(d: Sample, rng: Rng, pixel_mm: float = 2.0, max_mm: float = 5.0,
     return out
 
 
+def hypertrophy(d: Sample, rng: Rng, pixel_mm: float = 2.0, max_mm: float = 5.0,
+                fat_hu: tuple[float, float] = (-190.0, -30.0)) -> Sample:
+    """Grow each muscle class by 1-``max_mm`` mm (per muscle, both sides alike) into the
+    background pixels of fat density (``fat_hu``, centre channel) next to it: the ring gets the
+    muscle's own mean and spread of intensity (smoothed noise) in every channel and the
+    muscle's label. The counterpart of :func:`atrophy`: the training subjects' muscles are
+    small (subject A: psoas about 360 mm^2 per side at L3), a young or muscular adult's are
+    twice that. Growth never takes another class, an organ or gas (not fat density), and a
+    pixel next to two growing muscles goes to the first one drawn."""
+    lab = _arr(d, "label")[0].astype(np.int64)
+    centre = _arr(d, "image")
+    centre = centre[centre.shape[0] // 2]
+    lo, hi = to_norm(fat_hu[0]), to_norm(fat_hu[1])
+    free = (lab == 0) & (centre >= lo) & (centre <= hi)
+    new = np.zeros(lab.shape, np.int64)
+    order = list(MUSCLE_IDS[::2])
+    rng.shuffle(order)
+    for left in order:
+        if rng.random_sample() < 0.3:  # this muscle spared
+            continue
+        depth = rng.uniform(1.0, max_mm) / pixel_mm
+        for cid in (left, left + 1):
+            m = lab == cid
+            if m.sum() < 4:
+                continue
+            # geodesic growth through fat only: repeated one-pixel dilations inside ``free``
+            grown = m.copy()
+            for _ in range(max(1, round(depth))):
+                grown |= ndimage.binary_dilation(grown) & free & (new == 0)
+            ring = grown & ~m
+            if ring.any():
+                new[ring] = cid
+    if not new.any():
+        return d
+    out = dict(d)
+    noise = ndimage.gaussian_filter(rng.normal(0, 1.6, lab.shape), 0.7)
+    arrays = {key: _arr(d, key) for key in _channels(d)}
+    for cid in np.unique(new[new > 0]):
+        ring, m = new == cid, lab == cid
+        for a in arrays.values():
+            vals = a[:, m]  # (channels, pixels of the muscle)
+            mu, sd = vals.mean(axis=1), vals.std(axis=1)
+            a[:, ring] = mu[:, None] + sd[:, None] * noise[ring][None, :]
+    for key, a in arrays.items():
+        out[key] = np.clip(a, 0.0, 1.0)
+    lab2 = _arr(d, "label")
+    lab2[0, new > 0] = new[new > 0]
+    out["label"] = lab2
+    return out
+
+
 def infiltration(d: Sample, rng: Rng) -> Sample:
     """Fatty infiltration inside the muscles: mean lowered by 10-40 HU, and 3-15 % of the
     muscle turned into elongated streaks near -100 HU (thresholded anisotropic noise).
@@ -302,6 +356,8 @@ class Family:
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("fat", fat_warp, 0.4, "subcutaneous fat thickness x0.5-2.0 (radial warp)"),
     Family("atrophy", atrophy, 0.3, "muscles eroded 1-5 mm, ring -> fat HU and background"),
+    Family("hypertrophy", hypertrophy, 0.3, "muscles grown 1-5 mm into the fat around "
+           "them, ring -> the muscle's HU and label"),
     Family("infiltration", infiltration, 0.3,
            "muscle mean -10..-40 HU, 3-15 % streaks near -100 HU"),
     Family("lean", lean, 0.3, "muscle mean +10..+30 HU (+-5 per muscle): lean or "
@@ -326,8 +382,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
             "kernel", "noise"),
 }
 #: Order (body-outline warps first, then tissue, then acquisition; MONAI families last).
-ORDER = ("thickness", "fat", "atrophy", "infiltration", "lean", "contrast", "pixel", "kernel",
-         "geometry", "noise")
+ORDER = ("thickness", "fat", "atrophy", "hypertrophy", "infiltration", "lean", "contrast",
+         "pixel", "kernel", "geometry", "noise")
 
 
 def expand(names: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
