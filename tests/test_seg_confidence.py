@@ -23,8 +23,9 @@ def test_confidence_per_structure_and_missing_expected_muscles(abdomen: Path) ->
                                     if v < NEEDS_REVIEW_BELOW}
     # no flip / zoom passes: no confidence, never a made-up one
     assert segment(ct, {"L3": 72}, model=model, confidence=False)["L3"].seg_confidence == {}
-    # an empty slice (air) named L3: every muscle anatomy puts there needs review; those
-    # not found at all have confidence 0
+    # an empty slice (air) named L3: nothing is segmented outside a body, so every muscle
+    # anatomy puts there is "expected, not found" with confidence 0 (single networks
+    # painted muscle into pure air before session 10)
     air = replace(ct, voxels=np.full(ct.voxels.shape, -1000, np.int16))
     lv = segment(air, {"L3": 72}, model=model)["L3"]
     missing = 0
@@ -34,7 +35,8 @@ def test_confidence_per_structure_and_missing_expected_muscles(abdomen: Path) ->
         if not lv.mask(name).any():
             assert lv.seg_confidence[name] == 0.0
             missing += 1
-    assert missing >= 3
+    assert missing == 6
+    assert not lv.labels.any()
     assert "gluteus_maximus_left" not in lv.seg_confidence
     assert any("expected at L3, not found" in f for f in lv.flags)
 

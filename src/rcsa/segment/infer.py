@@ -209,8 +209,9 @@ def predict_passes(net: torch.nn.Module, images: Sequence[npt.NDArray[np.float32
                    ) -> dict[str, list[npt.NDArray[np.float32]]]:
     """Soft-max probabilities (C,H,W) of each (channels,H,W) input, per test-time pass.
 
-    The network sees the body's bounding box (:func:`body_box`); outside it every pixel is
-    background with probability 1. A box that fits in ``roi`` x ``roi`` pixels (the training
+    The network sees the body's bounding box (:func:`body_box`); outside it, and outside
+    the body itself (:func:`inside_body`), every pixel is background with probability 1. A
+    box that fits in ``roi`` x ``roi`` pixels (the training
     crop) is zero-padded (= air after normalisation, as training crops at the edge of the
     field of view are) to exactly that size, and all such boxes of all passes run as one
     batch; a larger box is covered by a sliding window of ``roi`` pixels with Gaussian
@@ -230,6 +231,7 @@ def predict_passes(net: torch.nn.Module, images: Sequence[npt.NDArray[np.float32
         return out
 
     boxes = [body_box(im) for im in images]
+    bodies = [inside_body(im) for im in images]
     # one network input per (pass, image): (tensor, offsets, pass, image index, box size)
     jobs: list[tuple[torch.Tensor, tuple[int, int], str, int, tuple[int, int]]] = []
     for i, (im, (r0, r1, c0, c1)) in enumerate(zip(images, boxes, strict=True)):
@@ -270,8 +272,19 @@ def predict_passes(net: torch.nn.Module, images: Sequence[npt.NDArray[np.float32
         full = np.zeros((p.shape[0], *images[i].shape[1:]), np.float32)
         full[0] = 1.0
         full[:, r0:r1, c0:c1] = p.cpu().numpy()
+        outside = ~bodies[i]
+        full[1:, outside] = 0.0  # nothing but background outside the patient
+        full[0, outside] = 1.0
         out[ps].append(full)
     return out
+
+
+def inside_body(image: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """The pixels of a (channels, H, W) input that may hold a structure: the body mask of
+    :func:`body_box` with its holes (bowel gas, lungs) filled. No pixel when there is no
+    body: an image of air holds no muscle, whatever the network says there."""
+    return body_mask(image[image.shape[0] // 2], BODY_LEVEL, opening_px=BODY_OPENING_PX,
+                     min_share=BODY_COMPONENT_SHARE, fill_holes=True)
 
 
 def predict_stacks(net: torch.nn.Module, images: Sequence[npt.NDArray[np.float32]],
