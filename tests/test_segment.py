@@ -742,3 +742,21 @@ def test_surface_dice_counts_boundary_within_the_tolerance() -> None:
     assert surface_dice(a, a, (1.0, 1.0), 0.1) == 1.0
     assert surface_dice(np.zeros_like(a), b, (1.0, 1.0), 3.0) == 0.0
     assert surface_dice(a, np.zeros_like(a), (1.0, 1.0), 3.0) is None
+
+
+def test_shipped_model_finds_psoas_on_the_unseen_l3_slice(alberta: Path) -> None:
+    """Subject C (never trained on; human tracing of all muscle): the shipped v0.4 finds both
+    psoas muscles inside the traced muscle and flags them, since what it finds is a part of
+    each muscle (model card, session 10). v0.3 found no psoas here; a model that puts psoas
+    outside the muscle, or reports it without review, fails."""
+    from rcsa.segment.evaluate import evaluate_c
+
+    res = evaluate_c(load_model(), tta=True, root=alberta.parent)
+    assert res["share_inside_traced_muscle"] >= 0.95
+    for side in ("left", "right"):
+        assert res[f"psoas_{side}_mm2"] >= 150.0, (side, res[f"psoas_{side}_mm2"])
+        assert res[f"psoas_{side}_share_inside"] >= 0.95
+        assert any(f.startswith(f"needs review: psoas_{side}") for f in res["flags"]), side
+    for n in ("multifidus_left", "multifidus_right", "erector_spinae_left",
+              "erector_spinae_right"):
+        assert res["areas_mm2"].get(n, 0.0) > 300.0, n
