@@ -190,3 +190,32 @@ def test_run_carries_the_segmentation_confidence(run_out: Path) -> None:
         assert 0.0 <= w[c] <= 1.0
         review = w[c.replace("_seg_confidence", "_seg_needs_review")]
         assert bool(review) == (w[c] < NEEDS_REVIEW_BELOW), c
+
+
+def test_seg_model_pins_the_segmentation_model(run_out: Path, abdomen: Path,
+                                               tmp_path: Path) -> None:
+    """`--seg-model` runs the pipeline with another model (here v0.3, kept in
+    models/previous) and records it; the batch state key follows it; a bad path is a model
+    error (exit 10) naming the file, before any output is written."""
+    from rcsa.batch.fingerprint import model_version
+    from rcsa.segment.model import MODELS_DIR
+
+    v03 = MODELS_DIR / "previous" / "v0.3" / "metadata.json"
+    out = tmp_path / "v03"
+    r = runner.invoke(app, ["run", str(abdomen / "ct.nii.gz"), "--out", str(out),
+                            "--seg-model", str(v03)])
+    assert r.exit_code == 0, r.output
+    pinned = json.loads((out / "run.json").read_text())["notes"]["model"]
+    shipped = json.loads((run_out / "run.json").read_text())["notes"]["model"]
+    meta = json.loads(v03.read_text())
+    assert pinned["name"] == meta["name"] == "rcsa-seg-2.5d-basicunet-v0.3"
+    assert pinned["sha256"] == meta["weights"]["sha256"] != shipped["sha256"]
+    assert pd.read_csv(out / "features.csv").iloc[0]["segmentation_source"].count(
+        meta["weights"]["sha256"]) == 1
+    assert model_version(v03).sha256 == meta["weights"]["sha256"]
+    assert model_version().sha256 == shipped["sha256"]
+    bad = tmp_path / "none" / "metadata.json"
+    r = runner.invoke(app, ["run", str(abdomen / "ct.nii.gz"), "--out", str(tmp_path / "b"),
+                            "--seg-model", str(bad)])
+    assert r.exit_code == 10, r.output
+    assert "metadata.json" in r.output and not (tmp_path / "b").exists()

@@ -96,6 +96,14 @@ ConfigOpt = Annotated[
 TtaOpt = Annotated[
     bool, typer.Option("--tta/--no-tta", help="Add a left-right mirrored pass (slower).")
 ]
+#: the segmentation model of run, measure (vertebral body fallback), batch and screen
+SegModelOpt = Annotated[
+    Path | None,
+    typer.Option("--seg-model",
+                 help="metadata.json of the segmentation model (default: the shipped one), "
+                      "e.g. src/rcsa/models/previous/v0.3/metadata.json to pin a study's "
+                      "model."),
+]
 AllLevelsOpt = Annotated[
     bool,
     typer.Option("--all-levels",

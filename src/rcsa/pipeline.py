@@ -55,7 +55,10 @@ class RunOptions:
     :func:`rcsa.levels.override.parse_level_specs` (``L3=slice:72``, ``L3=72``, ``L3=z:-41``,
     bare ``L3`` to restrict), applied after ``levels_file``. ``height_m``: for height^2 rCSA.
     ``tta`` and ``all_levels`` shape the segmentation (:func:`run_scan` only; ``rcsa measure``
-    segments nothing but a missing vertebral body).
+    segments nothing but a missing vertebral body). ``seg_model``: the ``metadata.json`` of the
+    segmentation model (None = the shipped one), to pin a model across a study, e.g.
+    ``src/rcsa/models/previous/v0.3/metadata.json``; its name and weights' sha256 go into every
+    output as for the shipped one.
     """
 
     load: LoadOptions = field(default_factory=LoadOptions)
@@ -64,10 +67,20 @@ class RunOptions:
     height_m: float | None = None
     tta: bool = False
     all_levels: bool = False
+    seg_model: Path | None = None
 
     def __post_init__(self) -> None:
         # the same rule as rcsa.measure's, checked before any work is done
         check_height_m(self.height_m)
+
+    def segmentation_model(self) -> Any:
+        """The pinned segmentation model, loaded and checksum-verified (``ModelError`` names
+        the file), or None for the shipped one."""
+        if self.seg_model is None:
+            return None
+        from rcsa.segment.model import load_model
+
+        return load_model(self.seg_model)
 
     def levels(self, scan: str | Path) -> LevelSelection:
         """The manual levels for ``scan``: the levels file's, then the specs' (later win)."""
@@ -81,7 +94,8 @@ class RunOptions:
         """The command-line names of the options that differ from their defaults."""
         default = RunOptions()
         names = {"level_specs": "--level", "levels_file": "--levels-file",
-                 "height_m": "--height-m", "tta": "--tta", "all_levels": "--all-levels"}
+                 "height_m": "--height-m", "tta": "--tta", "all_levels": "--all-levels",
+                 "seg_model": "--seg-model"}
         out = [opt for attr, opt in names.items() if getattr(self, attr) != getattr(default, attr)]
         loader = {"series_uid": "--series-uid", "correct_tilt": "--no-tilt-correction",
                   "resample_irregular": "--resample-irregular"}
@@ -213,7 +227,8 @@ def measure_labels(
         per_level = {n: ll for n, ll in per_level.items() if n in selection.names}
     t_model = time.perf_counter()
     if body_from_model:
-        per_level, cmap, body_note = _vertebral_body_from_model(ct, lm, per_level, cmap, cfg)
+        per_level, cmap, body_note = _vertebral_body_from_model(
+            ct, lm, per_level, cmap, cfg, opts.segmentation_model())
         if body_note:
             source = f"{source}; {body_note}"
             notes["vertebral_body_source"] = body_note
@@ -244,7 +259,7 @@ def _has_body(ll: LevelLabels | None, cmap: ClassMap) -> bool:
 
 def _vertebral_body_from_model(
     ct: CTVolume, lm: LevelMap, per_level: Mapping[str, LevelLabels], cmap: ClassMap,
-    cfg: RcsaConfig,
+    cfg: RcsaConfig, model: Any = None,
 ) -> tuple[dict[str, LevelLabels], ClassMap, str]:
     """Fill the vertebral body at body levels whose labels lack it, from rcsa's model.
 
@@ -264,10 +279,10 @@ def _vertebral_body_from_model(
         cmap = ClassMap((*cmap.classes, SegClass(max(c.id for c in cmap.classes) + 1,
                                                  VERTEBRAL_BODY, None, None)))
     body_id = cmap.id_of(VERTEBRAL_BODY)
-    result = segment(ct, lm, names=need)
-    model = labels_from_segmentation(result)
+    result = segment(ct, lm, names=need, model=model)
+    predicted = labels_from_segmentation(result)
     for lv in need:
-        pred = model[lv]
+        pred = predicted[lv]
         body = (pred.labels == pred.class_map.id_of(VERTEBRAL_BODY)) & (per_level[lv].labels == 0)
         labels: npt.NDArray[np.integer] = np.array(per_level[lv].labels, dtype=np.int32)
         labels[body] = body_id
@@ -287,8 +302,8 @@ def run_scan(
     scan_id: str | None = None,
     progress: Progress | None = None,
 ) -> ScanResult:
-    """The whole pipeline for one scan: load -> levels -> segment (rcsa's shipped model) ->
-    measure. Torch is imported here, lazily.
+    """The whole pipeline for one scan: load -> levels -> segment (rcsa's shipped model, or
+    ``options.seg_model``) -> measure. Torch is imported here, lazily.
 
     Segmentation runs on the found levels that the feature table measures (the configured
     muscle levels and the vertebral-body levels, ``rcsa.measure.table.level_names``), on every
@@ -318,7 +333,7 @@ def run_scan(
     cmap = RCSA_CLASSES
     if found:
         step(f"segmenting {len(found)} level(s): {', '.join(found)}")
-        result = segment(ct, lm, names=found, tta=opts.tta)
+        result = segment(ct, lm, names=found, tta=opts.tta, model=opts.segmentation_model())
         per_level = labels_from_segmentation(result)
         cmap = result.class_map
         model_info = dict(result.model_info)

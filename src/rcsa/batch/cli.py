@@ -28,6 +28,7 @@ from rcsa.cli_options import (
     NoTiltOpt,
     PacsConfigOpt,
     PatientIdOpt,
+    SegModelOpt,
     StudyUidOpt,
     TtaOpt,
     load_options,
@@ -201,6 +202,7 @@ def register(app: typer.Typer, fail: Fail, exit_failed: int) -> None:
         config_file: ConfigOpt = None,
         tta: TtaOpt = False,
         all_levels: AllLevelsOpt = False,
+        seg_model: SegModelOpt = None,
         no_tilt_correction: NoTiltOpt = False,
         resample_irregular: IrregularOpt = False,
         dry_run: Annotated[
@@ -248,7 +250,7 @@ def register(app: typer.Typer, fail: Fail, exit_failed: int) -> None:
                 push=push, cache_dir=cache_dir, config=load_config(config_file),
                 options=RunOptions(
                     load=load_options(None, no_tilt_correction, resample_irregular), tta=tta,
-                    all_levels=all_levels))
+                    all_levels=all_levels, seg_model=seg_model))
         except typer.BadParameter:
             raise
         except Exception as exc:

@@ -59,10 +59,11 @@ class ModelVersion:
     sha256: str
 
 
-def model_version() -> ModelVersion:
-    """Name and weights sha256 of the shipped model (read from its ``metadata.json``; torch is
-    not imported)."""
-    meta_file = resources.files("rcsa").joinpath("models/metadata.json")
+def model_version(path: Path | None = None) -> ModelVersion:
+    """Name and weights sha256 of the shipped model, or of the model whose ``metadata.json``
+    is ``path`` (read from the metadata; torch is not imported)."""
+    meta_file: Any = (resources.files("rcsa").joinpath("models/metadata.json") if path is None
+                      else Path(path))
     try:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         return ModelVersion(str(meta.get("name", "")), str(meta["weights"]["sha256"]).lower())

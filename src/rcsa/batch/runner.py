@@ -455,8 +455,8 @@ def run_batch(
     except OSError as exc:
         raise write_error(exc, out) from exc
     cfg = config or load_config()
-    model = model_version()
     run_options = options or RunOptions()
+    model = model_version(run_options.seg_model)
     result_options = {"tta": run_options.tta, "all_levels": run_options.all_levels,
                       "correct_tilt": run_options.load.correct_tilt,
                       "resample_irregular": run_options.load.resample_irregular}

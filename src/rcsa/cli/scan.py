@@ -24,6 +24,7 @@ from rcsa.cli_options import (
     OutDirOpt,
     OverwriteDirOpt,
     ScanArg,
+    SegModelOpt,
     SeriesUidOpt,
     TtaOpt,
     load_options,
@@ -175,6 +176,7 @@ def register(app: typer.Typer, fail: Fail) -> None:
         config_file: ConfigOpt = None,
         tta: TtaOpt = False,
         all_levels: AllLevelsOpt = False,
+        seg_model: SegModelOpt = None,
         overwrite: OverwriteDirOpt = False,
         series_uid: SeriesUidOpt = None,
         no_tilt_correction: NoTiltOpt = False,
@@ -193,7 +195,7 @@ def register(app: typer.Typer, fail: Fail) -> None:
                 options = RunOptions(
                     load=load_options(series_uid, no_tilt_correction, resample_irregular),
                     level_specs=tuple(level or ()), levels_file=levels_file, height_m=height_m,
-                    tta=tta, all_levels=all_levels)
+                    tta=tta, all_levels=all_levels, seg_model=seg_model)
                 result = run_to_folder(path, out_dir, overwrite, progress=stages,
                                        options=options, config=load_config(config_file))
         except Exception as exc:
@@ -241,6 +243,7 @@ def register(app: typer.Typer, fail: Fail) -> None:
         levels_file: LevelsFileOpt = None,
         height_m: HeightOpt = None,
         config_file: ConfigOpt = None,
+        seg_model: SegModelOpt = None,
         overwrite: OverwriteDirOpt = False,
         series_uid: SeriesUidOpt = None,
         no_tilt_correction: NoTiltOpt = False,
@@ -258,7 +261,8 @@ def register(app: typer.Typer, fail: Fail) -> None:
 
                 options = RunOptions(
                     load=load_options(series_uid, no_tilt_correction, resample_irregular),
-                    level_specs=tuple(level or ()), levels_file=levels_file, height_m=height_m)
+                    level_specs=tuple(level or ()), levels_file=levels_file, height_m=height_m,
+                    seg_model=seg_model)
                 result = measure_to_folder(
                     path, labels, out_dir, overwrite, progress=stages, options=options,
                     label_map=label_map, body_parts=body_parts,

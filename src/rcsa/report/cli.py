@@ -21,6 +21,7 @@ from rcsa.cli_options import (
     LevelsFileOpt,
     NoTiltOpt,
     OverwriteDirOpt,
+    SegModelOpt,
     SeriesUidOpt,
     load_options,
 )
@@ -71,6 +72,7 @@ def register(app: typer.Typer, fail: Fail) -> None:
         levels_file: LevelsFileOpt = None,
         height_m: HeightOpt = None,
         config_file: ConfigOpt = None,
+        seg_model: SegModelOpt = None,
         series_uid: SeriesUidOpt = None,
         no_tilt_correction: NoTiltOpt = False,
         resample_irregular: IrregularOpt = False,
@@ -83,7 +85,8 @@ def register(app: typer.Typer, fail: Fail) -> None:
 
             options = RunOptions(
                 load=load_options(series_uid, no_tilt_correction, resample_irregular),
-                level_specs=tuple(level or ()), levels_file=levels_file, height_m=height_m)
+                level_specs=tuple(level or ()), levels_file=levels_file, height_m=height_m,
+                seg_model=seg_model)
             res = screen(
                 path, out_dir, model=model, assignments=assign or [], clinical=clinical,
                 show_phi=show_phi, overwrite=overwrite, pdf=not no_pdf,
