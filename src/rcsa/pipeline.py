@@ -227,8 +227,8 @@ def measure_labels(
         per_level = {n: ll for n, ll in per_level.items() if n in selection.names}
     t_model = time.perf_counter()
     if body_from_model:
-        per_level, cmap, body_note = _vertebral_body_from_model(
-            ct, lm, per_level, cmap, cfg, opts.segmentation_model())
+        per_level, cmap, body_note = _vertebral_body_from_model(ct, lm, per_level, cmap, cfg,
+                                                                opts)
         if body_note:
             source = f"{source}; {body_note}"
             notes["vertebral_body_source"] = body_note
@@ -259,7 +259,7 @@ def _has_body(ll: LevelLabels | None, cmap: ClassMap) -> bool:
 
 def _vertebral_body_from_model(
     ct: CTVolume, lm: LevelMap, per_level: Mapping[str, LevelLabels], cmap: ClassMap,
-    cfg: RcsaConfig, model: Any = None,
+    cfg: RcsaConfig, opts: RunOptions,
 ) -> tuple[dict[str, LevelLabels], ClassMap, str]:
     """Fill the vertebral body at body levels whose labels lack it, from rcsa's model.
 
@@ -279,7 +279,7 @@ def _vertebral_body_from_model(
         cmap = ClassMap((*cmap.classes, SegClass(max(c.id for c in cmap.classes) + 1,
                                                  VERTEBRAL_BODY, None, None)))
     body_id = cmap.id_of(VERTEBRAL_BODY)
-    result = segment(ct, lm, names=need, model=model)
+    result = segment(ct, lm, names=need, model=opts.segmentation_model())  # only when needed
     predicted = labels_from_segmentation(result)
     for lv in need:
         pred = predicted[lv]

@@ -163,12 +163,12 @@ BODY_OPENING_PX = 2
 BODY_COMPONENT_SHARE = 0.02
 
 
-def body_box(image: npt.NDArray[np.float32], margin: int = BODY_MARGIN_PX
-             ) -> tuple[int, int, int, int]:
+def body_box(image: npt.NDArray[np.float32], margin: int = BODY_MARGIN_PX,
+             body: npt.NDArray[np.bool_] | None = None) -> tuple[int, int, int, int]:
     """(row0, row1, col0, col1), end-exclusive, of the body in a (channels, H, W) input
     (:func:`rcsa.segment.data.body_mask` of the centre channel with ``BODY_LEVEL``,
     ``BODY_OPENING_PX`` and ``BODY_COMPONENT_SHARE``), grown by ``margin``; the whole image
-    when there is no body.
+    when there is no body. ``body``: that mask when the caller has it already.
 
     Why a mask and not every pixel above the level: anything dense outside the patient widens
     such a box (dense specks outside subject D's body made its box 460 x 550 mm, rows x
@@ -177,8 +177,8 @@ def body_box(image: npt.NDArray[np.float32], margin: int = BODY_MARGIN_PX
     (docs/model_card.md, "Issue 16 (session 8)").
     """
     h, w = image.shape[1:]
-    body = body_mask(image[image.shape[0] // 2], BODY_LEVEL, opening_px=BODY_OPENING_PX,
-                     min_share=BODY_COMPONENT_SHARE)
+    if body is None:  # filling the holes (inside_body) leaves the box as it is
+        body = inside_body(image)
     rows = np.flatnonzero(body.any(axis=1))
     cols = np.flatnonzero(body.any(axis=0))
     if rows.size == 0:
@@ -230,8 +230,8 @@ def predict_passes(net: torch.nn.Module, images: Sequence[npt.NDArray[np.float32
         assert isinstance(out, torch.Tensor)
         return out
 
-    boxes = [body_box(im) for im in images]
     bodies = [inside_body(im) for im in images]
+    boxes = [body_box(im, body=b) for im, b in zip(images, bodies, strict=True)]
     # one network input per (pass, image): (tensor, offsets, pass, image index, box size)
     jobs: list[tuple[torch.Tensor, tuple[int, int], str, int, tuple[int, int]]] = []
     for i, (im, (r0, r1, c0, c1)) in enumerate(zip(images, boxes, strict=True)):
@@ -334,22 +334,26 @@ def tta_agreement(final: npt.NDArray[Any], passes: Sequence[npt.NDArray[Any]],
     return out
 
 
-def model_grid_labels(probs: npt.NDArray[np.float32], cmap: ClassMap, banned: Sequence[int],
+def labels_from_probs(probs: npt.NDArray[np.float32], cmap: ClassMap, banned: Sequence[int],
                       level: str | None, hu: npt.NDArray[Any] | None,
-                      spacing_mm: tuple[float, float], post: bool = True
-                      ) -> npt.NDArray[np.uint8]:
-    """Labels of one set of probabilities on the model's grid, by the steps
-    :func:`segment` takes on the native grid: impossible classes zeroed, arg-max, then (with
-    ``post`` and ``hu`` on the same grid) the same post-processing. The agreement score
-    compares the final probabilities and each test-time pass through this one path."""
+                      spacing_mm: tuple[float, float], post: bool = True,
+                      in_place: bool = False) -> tuple[npt.NDArray[np.uint8], dict[str, int]]:
+    """Labels of one set of probabilities, by the one path of :func:`segment`: impossible
+    classes zeroed (in ``probs`` itself with ``in_place``, else in a copy), arg-max, then
+    (with ``post`` and ``hu`` on the same grid, ``spacing_mm`` = column, row) the
+    post-processing; returns (labels, post-processing counts). :func:`segment` takes it on the
+    native grid for the result and on the model's grid for the final probabilities and each
+    test-time pass, whose agreement is the confidence."""
     if banned:
-        probs = probs.copy()
+        if not in_place:
+            probs = probs.copy()
         probs[list(banned)] = 0.0
     lab = probs.argmax(0).astype(np.uint8)
+    info: dict[str, int] = {}
     if post and hu is not None:
-        lab, _ = postprocess(lab, cmap, spacing_mm[0], level, hu, spacing_y_mm=spacing_mm[1],
-                             probs=probs)
-    return np.asarray(lab, np.uint8)
+        lab, info = postprocess(lab, cmap, spacing_mm[0], level, hu,
+                                spacing_y_mm=spacing_mm[1], probs=probs)
+    return np.asarray(lab, np.uint8), info
 
 
 def needs_review_below(model: LoadedModel) -> float:
@@ -471,13 +475,9 @@ def segment(
         probs_m = probs
         probs = probabilities_to_native(probs, native)
         banned = banned_classes(cmap, name, k, ceiling) if post else []
-        if banned:
-            probs[banned] = 0.0
-        labels = probs.argmax(0).astype(np.uint8)
-        info: dict[str, int] = {}
-        if post:
-            labels, info = postprocess(labels, cmap, spacing[0], name, ct.voxels[k],
-                                       spacing_y_mm=spacing[1], probs=probs)
+        # in place: the per-class confidence below reads the probabilities with the bans
+        labels, info = labels_from_probs(probs, cmap, banned, name, ct.voxels[k], spacing,
+                                         post, in_place=True)
         pmax = probs.max(0)
         conf = {c.name: round(float(pmax[labels == c.id].mean()), 3)
                 for c in cmap.classes if c.id != 0 and (labels == c.id).any()}
@@ -493,8 +493,8 @@ def segment(
                     spacing[1] * native[0] / model_shape[0])
 
             agreement = tta_agreement(
-                model_grid_labels(probs_m, cmap, banned, name, hu_m, sp_m, post),
-                [model_grid_labels(pp, cmap, banned, name, hu_m, sp_m, post)
+                labels_from_probs(probs_m, cmap, banned, name, hu_m, sp_m, post)[0],
+                [labels_from_probs(pp, cmap, banned, name, hu_m, sp_m, post)[0]
                  for pp in check_probs[i]], cmap)
             # scored on the model's grid, reported for what the native labels hold
             present = {c.name for c in cmap.classes if c.id != 0 and (labels == c.id).any()}
