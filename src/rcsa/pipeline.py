@@ -72,6 +72,8 @@ class RunOptions:
     def __post_init__(self) -> None:
         # the same rule as rcsa.measure's, checked before any work is done
         check_height_m(self.height_m)
+        if self.seg_model is not None:  # workers (processes, a cluster) may run elsewhere
+            object.__setattr__(self, "seg_model", Path(self.seg_model).resolve())
 
     def segmentation_model(self) -> Any:
         """The pinned segmentation model, loaded and checksum-verified (``ModelError`` names
