@@ -206,10 +206,9 @@ def hypertrophy(d: Sample, rng: Rng, pixel_mm: float = 2.0, max_mm: float = 5.0,
             m = lab == cid
             if m.sum() < 4:
                 continue
-            # geodesic growth through fat only: repeated one-pixel dilations inside ``free``
-            grown = m.copy()
-            for _ in range(max(1, round(depth))):
-                grown |= ndimage.binary_dilation(grown) & free & (new == 0)
+            # geodesic growth through fat only: one-pixel dilations that change only ``free``
+            grown = ndimage.binary_dilation(m, iterations=max(1, round(depth)),
+                                            mask=free & (new == 0))
             ring = grown & ~m
             if ring.any():
                 new[ring] = cid
